@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CronlogsConfig(AppConfig):
+    name = "cronlogs"
+    verbose_name = "Cron jobs and logs"

@@ -1,0 +1,97 @@
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+
+class ContextKey(models.Func):
+    """A key of `Log.context` as text: `context ->> 'key'`, the expression the indexes use.
+
+    Django's KeyTextTransform would do on PostgreSQL, but on SQLite it compares the
+    right-hand side as JSON; this one compares plain text on both.
+    """
+
+    output_field = models.TextField()
+
+    def __init__(self, key, column="context"):
+        if not key.isidentifier():
+            raise ValueError(f"not a plain JSON key: {key!r}")
+        self.key = key
+        super().__init__(models.F(column))
+
+    def as_sql(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        return f"({column} ->> %s)", [*params, self.key]
+
+    def as_sqlite(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        return f"CAST(json_extract({column}, %s) AS TEXT)", [*params, f"$.{self.key}"]
+
+
+class LogQuerySet(models.QuerySet):
+    def with_cron_type(self):
+        return self.alias(cron_type=ContextKey("cronType"))
+
+    def for_job(self, cron_type):
+        return self.with_cron_type().filter(cron_type=cron_type)
+
+    def runs(self):
+        return self.filter(type__in=Log.RUN_TYPES)
+
+
+class Log(models.Model):
+    """One structured event: a job run, an email, a Daily room, a payout.
+
+    Stored in the table "Log" with the platform's column names so that the SQL in
+    docs (`SELECT * FROM "Log" WHERE context->>'cronType' = ...`) runs unchanged.
+    """
+
+    class Type(models.TextChoices):
+        CRON_RUN = "CRON_RUN"
+        CRON_ERROR = "CRON_ERROR"
+        CRON_SKIPPED = "CRON_SKIPPED"
+        EMAIL_SENT = "EMAIL_SENT"
+        EMAIL_ERROR = "EMAIL_ERROR"
+        DAILY_ROOM_DELETED = "DAILY_ROOM_DELETED"
+        DAILY_ROOM_ERROR = "DAILY_ROOM_ERROR"
+        PAYOUT_SUCCESS = "PAYOUT_SUCCESS"
+        PAYOUT_ERROR = "PAYOUT_ERROR"
+
+    class Status(models.TextChoices):
+        SUCCESS = "SUCCESS"
+        ERROR = "ERROR"
+
+    class Level(models.TextChoices):
+        INFO = "INFO"
+        WARNING = "WARNING"
+        ERROR = "ERROR"
+        CRITICAL = "CRITICAL"
+
+    RUN_TYPES = (Type.CRON_RUN, Type.CRON_ERROR, Type.CRON_SKIPPED)
+
+    type = models.CharField(max_length=32, choices=Type.choices)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    message = models.TextField()
+    context = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    error = models.TextField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_column="createdAt", db_index=True)
+
+    objects = LogQuerySet.as_manager()
+
+    class Meta:
+        db_table = "Log"
+        ordering = ["-created_at"]
+        indexes = [
+            # Retention deletes per level below a cut-off date.
+            models.Index(fields=["level", "created_at"], name="log_level_created_idx"),
+            # Admin views per type ("Cron runs", "Email logs") newest first.
+            models.Index(fields=["type", "created_at"], name="log_type_created_idx"),
+            models.Index(fields=["status", "created_at"], name="log_status_created_idx"),
+            # Last run of a job, its history and the admin filter by job.
+            models.Index(ContextKey("cronType"), "created_at", name="log_crontype_created_idx"),
+            # Admin search by booking id.
+            models.Index(ContextKey("bookingId"), name="log_booking_idx"),
+        ]
+        permissions = [("run_cron_jobs", "Can run cron jobs by hand from the admin")]
+
+    def __str__(self):
+        return f"{self.type} {self.created_at:%Y-%m-%d %H:%M:%S} {self.message[:60]}"

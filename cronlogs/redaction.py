@@ -1,0 +1,61 @@
+"""Keep secrets out of log rows.
+
+Every row goes through `redact()` before it is written: values under sensitive keys are
+masked, and any configured secret (API keys, the cron secret) is cut out of free text such
+as exception messages and tracebacks.
+"""
+
+import re
+
+from django.conf import settings
+
+REDACTED = "[REDACTED]"
+SECRET_SETTINGS = (
+    "CRON_SECRET",
+    "DAILY_API_KEY",
+    "STRIPE_SECRET_KEY",
+    "SECRET_KEY",
+    "EMAIL_HOST_PASSWORD",
+)
+SENSITIVE_KEY = re.compile(
+    r"secret|password|passwd|api[_-]?key|apikey|authorization|auth[_-]?token|access[_-]?token|cookie",
+    re.IGNORECASE,
+)
+# Shapes of credentials that may arrive from elsewhere than our settings.
+CREDENTIAL_PATTERNS = re.compile(
+    r"(Bearer\s+)[^\s'\",]+|\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]+", re.IGNORECASE
+)
+
+
+def configured_secrets():
+    values = (getattr(settings, name, "") for name in SECRET_SETTINGS)
+    # Very short values would mask ordinary words; no real secret is that short.
+    return sorted(
+        {value for value in values if isinstance(value, str) and len(value) >= 6},
+        key=len,
+        reverse=True,
+    )
+
+
+def redact_text(text):
+    if not text:
+        return text
+    for secret in configured_secrets():
+        text = text.replace(secret, REDACTED)
+    return CREDENTIAL_PATTERNS.sub(
+        lambda match: f"{match.group(1)}{REDACTED}" if match.group(1) else REDACTED, text
+    )
+
+
+def redact(value):
+    """Return `value` (str, dict, list, scalar) with secrets masked; the input is not changed."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if isinstance(key, str) and SENSITIVE_KEY.search(key) else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact(item) for item in value]
+    return value

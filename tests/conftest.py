@@ -1,0 +1,153 @@
+"""Shared fixtures: model factories, a real SMTP server and subprocess helpers."""
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from bookings.models import Booking, Creator
+from payouts.models import Payout
+from tests.processes import PROJECT_DIR, database_url
+
+_sequence = itertools.count(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    vendor = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    if vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="PostgreSQL-only behaviour; this run uses SQLite")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_lock_dir(tmp_path, settings):
+    settings.CRON_LOCK_DIR = tmp_path / "locks"
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(**fields):
+        n = next(_sequence)
+        fields.setdefault("email", f"user{n}@example.com")
+        fields.setdefault("name", f"User {n}")
+        fields.setdefault("timezone", "Europe/Paris")
+        return django_user_model.objects.create_user(password="pw-for-tests", **fields)
+
+    return make
+
+
+@pytest.fixture
+def make_creator(make_user):
+    def make(user=None, **fields):
+        n = next(_sequence)
+        fields.setdefault("stripe_account_id", f"acct_test{n:06d}")
+        fields.setdefault("is_stripe_onboarded", True)
+        return Creator.objects.create(user=user or make_user(name=f"Creator {n}"), **fields)
+
+    return make
+
+
+@pytest.fixture
+def make_booking(make_user, make_creator):
+    def make(**fields):
+        fields.setdefault("client", fields.get("client") or make_user())
+        fields.setdefault("creator", fields.get("creator") or make_creator())
+        fields.setdefault("status", Booking.Status.CONFIRMED)
+        fields.setdefault("starts_at", timezone.now() + timedelta(days=1))
+        fields.setdefault("total_price", Decimal("50.00"))
+        return Booking.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def make_payout(make_creator):
+    def make(**fields):
+        fields.setdefault("creator", fields.get("creator") or make_creator())
+        fields.setdefault("amount", Decimal("100.00"))
+        fields.setdefault("currency", fields["creator"].currency)
+        fields.setdefault("status", Payout.Status.APPROVED)
+        if fields["status"] == Payout.Status.APPROVED:
+            fields.setdefault("approved_at", timezone.now())
+        return Payout.objects.create(**fields)
+
+    return make
+
+
+@dataclass
+class SMTPSink:
+    """What the test SMTP server received, and how it should misbehave."""
+
+    host: str
+    port: int
+    messages: list = field(default_factory=list)
+    rejected_recipients: set = field(default_factory=set)
+
+    @property
+    def recipients(self):
+        return [rcpt for message in self.messages for rcpt in message["rcpt_tos"]]
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that records every message it accepts."""
+    from aiosmtpd.controller import Controller
+
+    sink = SMTPSink(host="127.0.0.1", port=0)
+
+    class Handler:
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            if address in sink.rejected_recipients:
+                return "550 5.1.1 No such user here"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope):
+            sink.messages.append(
+                {
+                    "mail_from": envelope.mail_from,
+                    "rcpt_tos": list(envelope.rcpt_tos),
+                    "data": envelope.content.decode("utf-8", "replace"),
+                }
+            )
+            return "250 Message accepted for delivery"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=0)
+    controller.start()
+    sink.port = controller.server.sockets[0].getsockname()[1]
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_settings(settings, smtp_server):
+    """Point Django's email at the test SMTP server."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = smtp_server.host
+    settings.EMAIL_PORT = smtp_server.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_TIMEOUT = 5
+    return smtp_server
+
+
+@pytest.fixture
+def subprocess_env(settings):
+    """Environment for a `manage.py` or Python child process sharing the test database."""
+    env = {**os.environ, "DATABASE_URL": database_url()}
+    env["CRON_LOCK_DIR"] = str(settings.CRON_LOCK_DIR)
+    env["PYTHONPATH"] = str(PROJECT_DIR)
+    env["DJANGO_SETTINGS_MODULE"] = "callastar.settings"
+    return env
