@@ -40,8 +40,15 @@ def test_it_writes_one_cron_run_row_with_the_contracted_context(fake_job):
     row = Log.objects.get()
     assert (row.type, row.status, row.level) == ("CRON_RUN", "SUCCESS", "INFO")
     assert row.message.startswith("Cron job completed: fake-job (processed 3 items in ")
-    for key in ("cronType", "itemsProcessed", "duration", "durationSeconds", "startTime",
-                "endTime", "trigger"):
+    for key in (
+        "cronType",
+        "itemsProcessed",
+        "duration",
+        "durationSeconds",
+        "startTime",
+        "endTime",
+        "trigger",
+    ):
         assert key in row.context
     assert row.context["cronType"] == "fake-job"
     assert row.context["itemsProcessed"] == 3
