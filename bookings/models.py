@@ -110,3 +110,43 @@ class Booking(models.Model):
 
     def __str__(self):
         return f"Booking #{self.pk}"
+
+
+class BookingReminder(models.Model):
+    """The reminder email of one booking to one of its two people, and how it went.
+
+    A run claims a row (PENDING -> SENDING) with a conditional UPDATE before sending, so
+    each recipient gets at most one email however many runs race; it records SENT or
+    FAILED (given up) afterwards, or puts a transient failure back to PENDING.
+    """
+
+    class Recipient(models.TextChoices):
+        CLIENT = "CLIENT"
+        CREATOR = "CREATOR"
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        SENDING = "SENDING", "Sending (claimed by a run)"
+        SENT = "SENT"
+        FAILED = "FAILED", "Failed (given up)"
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="reminders")
+    recipient = models.CharField(max_length=10, choices=Recipient.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    claim_token = models.UUIDField(
+        null=True, blank=True, db_index=True, help_text="The run that claimed it last."
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["booking", "recipient"], name="booking_reminder_once_per_recipient"
+            )
+        ]
+
+    def __str__(self):
+        return f"Reminder of booking #{self.booking_id} to the {self.recipient.lower()}"
