@@ -12,9 +12,13 @@ from cronlogs.redaction import redact
 Type, Status, Level = Log.Type, Log.Status, Log.Level
 
 
-def write_log(*, type, status, level, message, context=None, error=None):
-    """Write one row, with secrets masked in every field."""
-    return Log.objects.create(
+def write_log(*, type, status, level, message, context=None, error=None, save=True):
+    """Write one row, with secrets masked in every field.
+
+    With `save=False` the row is returned unsaved, for a job that writes many rows with
+    one `Log.objects.bulk_create()`.
+    """
+    row = Log(
         type=type,
         status=status,
         level=level,
@@ -22,6 +26,9 @@ def write_log(*, type, status, level, message, context=None, error=None):
         context=redact(dict(context or {})),
         error=redact(error) if error else None,
     )
+    if save:
+        row.save(force_insert=True)
+    return row
 
 
 def error_message(error):
@@ -85,8 +92,9 @@ def log_cron_skipped(cron_type, reason, additional_context=None):
     )
 
 
-def log_email_sent(booking_id, user_id, email_type, additional_context=None):
+def log_email_sent(booking_id, user_id, email_type, additional_context=None, save=True):
     return write_log(
+        save=save,
         type=Type.EMAIL_SENT,
         status=Status.SUCCESS,
         level=Level.INFO,
@@ -100,8 +108,9 @@ def log_email_sent(booking_id, user_id, email_type, additional_context=None):
     )
 
 
-def log_email_error(booking_id, user_id, email_type, error, additional_context=None):
+def log_email_error(booking_id, user_id, email_type, error, additional_context=None, save=True):
     return write_log(
+        save=save,
         type=Type.EMAIL_ERROR,
         status=Status.ERROR,
         level=Level.ERROR,
