@@ -145,6 +145,8 @@ DAILY_TIMEOUT_SECONDS = env.float("DAILY_TIMEOUT_SECONDS", default=10.0)
 DAILY_MAX_RETRIES = env.int("DAILY_MAX_RETRIES", default=3)
 # Daily allows about 2 DELETE /rooms/:name per second (50 per 30 s); stay below it.
 DAILY_DELETE_RATE_PER_SECOND = env.float("DAILY_DELETE_RATE_PER_SECOND", default=1.5)
+# Exponential backoff between retries of a failed Daily call: factor * 2**n s, plus jitter.
+DAILY_BACKOFF_FACTOR = env.float("DAILY_BACKOFF_FACTOR", default=0.5)
 
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")

@@ -143,6 +143,25 @@ def smtp_settings(settings, smtp_server):
     return smtp_server
 
 
+DAILY_TEST_API_KEY = "daily-test-key-5f3a9c1e"
+DAILY_TEST_API_URL = "https://api.daily.test/v1"
+
+
+@pytest.fixture
+def daily_settings(settings):
+    """Daily settings for tests: a fake key and URL, fast backoff, no pacing.
+
+    Intercept the HTTP with `responses` (DAILY_TEST_API_URL + "/rooms/<name>").
+    """
+    settings.DAILY_API_KEY = DAILY_TEST_API_KEY
+    settings.DAILY_API_URL = DAILY_TEST_API_URL
+    settings.DAILY_TIMEOUT_SECONDS = 2.0
+    settings.DAILY_MAX_RETRIES = 3
+    settings.DAILY_BACKOFF_FACTOR = 0.001
+    settings.DAILY_DELETE_RATE_PER_SECOND = 0
+    return settings
+
+
 @pytest.fixture
 def subprocess_env(settings):
     """Environment for a `manage.py` or Python child process sharing the test database."""

@@ -1,0 +1,255 @@
+"""The Daily.co REST API client: the only module that talks to Daily.
+
+One `requests.Session` per process. urllib3's `Retry` on its adapter retries 429, 5xx,
+timeouts and connection errors a bounded number of times with exponential backoff and
+jitter, honouring `Retry-After`. DELETE requests are also paced below Daily's rate limit
+for `DELETE /rooms/:name` (about 2 per second, 50 per 30 s), so a backlog of hundreds of
+rooms drains without a storm of 429s.
+
+Docs: https://docs.daily.co/reference/rest-api (authentication, rate limits).
+"""
+
+import random
+import threading
+import time
+from enum import StrEnum
+from urllib.parse import quote
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A Retry-After longer than this is cut short: the run is hourly, and a room whose retries
+# run out is simply tried again by the next run.
+RETRY_AFTER_MAX_SECONDS = 60
+BACKOFF_MAX_SECONDS = 30
+ERROR_TEXT_MAX_CHARS = 300
+
+
+class DailyError(Exception):
+    """A Daily call failed: `status` is the HTTP status (None when no response came back)
+    and `message` Daily's own error text. Never carries the API key."""
+
+    def __init__(self, message, *, status=None):
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self):
+        if self.status is None:
+            return f"Daily API request failed: {self.message}"
+        return f"Daily API error {self.status}: {self.message}"
+
+
+class DeleteOutcome(StrEnum):
+    DELETED = "deleted"
+    ALREADY_GONE = "already_gone"
+
+
+class DailyRetry(Retry):
+    """urllib3's Retry with two adjustments for Daily's rate limiter."""
+
+    def get_retry_after(self, response):
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, RETRY_AFTER_MAX_SECONDS)
+
+    def get_backoff_time(self):
+        # urllib3 retries the first failure at once; right after a 429 that only earns
+        # another 429, so a 429 without Retry-After waits one backoff step first.
+        backoff = super().get_backoff_time()
+        if backoff == 0 and self.history and self.history[-1].status == 429:
+            backoff = self.backoff_factor + random.random() * self.backoff_jitter
+        return min(backoff, self.backoff_max)
+
+
+class Pacer:
+    """Spaces calls at least 1/rate seconds apart, start to start, across threads.
+
+    A rate of 0 turns pacing off.
+    """
+
+    def __init__(self, rate_per_second, *, clock=time.monotonic, sleep=time.sleep):
+        if rate_per_second < 0:
+            raise ImproperlyConfigured("DAILY_DELETE_RATE_PER_SECOND must not be negative.")
+        self.interval = 1.0 / rate_per_second if rate_per_second else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._next_slot = float("-inf")
+        self._lock = threading.Lock()
+
+    def wait(self):
+        """Block until this caller's slot comes."""
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
+
+    def hold_off(self):
+        """The last call needed retries: leave Daily a full interval from now."""
+        with self._lock:
+            self._next_slot = max(self._next_slot, self._clock() + self.interval)
+
+
+class DailyClient:
+    """Calls to Daily's REST API with one session, timeouts, retries and DELETE pacing."""
+
+    def __init__(
+        self,
+        *,
+        api_key,
+        api_url="https://api.daily.co/v1",
+        timeout=10.0,
+        max_retries=3,
+        backoff_factor=0.5,
+        delete_rate_per_second=1.5,
+    ):
+        if not api_key:
+            raise ImproperlyConfigured(
+                "DAILY_API_KEY is not set: add it to the environment (or .env) to call Daily; "
+                "`manage.py cleanup_daily_rooms --dry-run` lists the rooms without it."
+            )
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        self._api_key = api_key
+        retry = DailyRetry(
+            total=max_retries,
+            # DELETE is idempotent on Daily: a repeat answers 404, which counts as gone.
+            allowed_methods=frozenset({"GET", "DELETE"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_factor,
+            backoff_jitter=backoff_factor,
+            backoff_max=BACKOFF_MAX_SECONDS,
+            respect_retry_after_header=True,
+            # After the last retry, hand back the response so its error text is reported.
+            raise_on_status=False,
+        )
+        self.session = requests.Session()
+        self.session.headers.update(
+            {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.delete_pacer = Pacer(delete_rate_per_second)
+
+    def room_url(self, name):
+        """The API URL of room `name`; the name is one path segment, whatever it holds."""
+        if name in ("", ".", ".."):
+            # "." and ".." would be resolved as dot-segments and address another endpoint.
+            raise DailyError(f"invalid room name {name!r}")
+        return f"{self.api_url}/rooms/{quote(name, safe='')}"
+
+    def room_exists(self, name):
+        """True if room `name` exists, False on 404; raises DailyError otherwise.
+
+        https://docs.daily.co/reference/rest-api/rooms/get-room-config
+        """
+        response = self._request("GET", self.room_url(name), name)
+        if response.status_code == 404:
+            return False
+        if response.ok:
+            return True
+        raise self._error(response)
+
+    def delete_room(self, name):
+        """Delete room `name` with one DELETE; return DELETED or ALREADY_GONE (404).
+
+        Raises DailyError for any other answer once retries are spent.
+        https://docs.daily.co/reference/rest-api/rooms/delete-room
+        """
+        url = self.room_url(name)
+        self.delete_pacer.wait()
+        response = self._request("DELETE", url, name)
+        if _was_retried(response):
+            self.delete_pacer.hold_off()
+        if response.ok:
+            return DeleteOutcome.DELETED
+        if response.status_code == 404:
+            # An expired room answers 404 with "deleted": true: this call removed it.
+            deleted = _json(response).get("deleted") is True
+            return DeleteOutcome.DELETED if deleted else DeleteOutcome.ALREADY_GONE
+        raise self._error(response)
+
+    def _request(self, method, url, name):
+        try:
+            return self.session.request(method, url, timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            self.delete_pacer.hold_off()
+            raise DailyError(f"{method} /rooms/{name}: {_cause(exc)}") from exc
+
+    def _error(self, response):
+        body = _json(response)
+        text = body.get("info") or body.get("error") or response.text or response.reason or ""
+        if body.get("error") and body.get("info"):
+            text = f"{body['error']}: {body['info']}"
+        text = str(text).replace(self._api_key, "[REDACTED]")[:ERROR_TEXT_MAX_CHARS]
+        return DailyError(text, status=response.status_code)
+
+
+def _cause(exc):
+    """What went wrong in a request that got no usable answer, retries included."""
+    cause = exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else exc
+    # requests wraps urllib3's MaxRetryError, whose `reason` is the last attempt's error.
+    cause = getattr(cause, "reason", None) or cause
+    if isinstance(exc, requests.Timeout) or "timed out" in str(cause).lower():
+        return f"timed out ({type(cause).__name__}: {cause})"
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _json(response):
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _was_retried(response):
+    retries = getattr(response.raw, "retries", None)
+    return bool(getattr(retries, "history", ()))
+
+
+_client = None
+_client_lock = threading.Lock()
+
+
+def get_client():
+    """The process's client, built from settings on first use.
+
+    Raises ImproperlyConfigured naming DAILY_API_KEY when the key is not set.
+    """
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = DailyClient(
+                api_key=settings.DAILY_API_KEY,
+                api_url=settings.DAILY_API_URL,
+                timeout=settings.DAILY_TIMEOUT_SECONDS,
+                max_retries=settings.DAILY_MAX_RETRIES,
+                backoff_factor=settings.DAILY_BACKOFF_FACTOR,
+                delete_rate_per_second=settings.DAILY_DELETE_RATE_PER_SECOND,
+            )
+        return _client
+
+
+@receiver(setting_changed)
+def _forget_client(*, setting, **kwargs):
+    global _client
+    if setting.startswith("DAILY_"):
+        with _client_lock:
+            _client = None
+
+
+def room_exists(name):
+    return get_client().room_exists(name)
+
+
+def delete_room(name):
+    return get_client().delete_room(name)
