@@ -95,3 +95,43 @@ class Log(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.created_at:%Y-%m-%d %H:%M:%S} {self.message[:60]}"
+
+
+# Proxies give the admin one page per kind of row ("Cron runs", "Email logs", ...) and the
+# Jobs page; they add no table.
+
+
+class CronRun(Log):
+    TYPES = Log.RUN_TYPES
+
+    class Meta:
+        proxy = True
+        verbose_name = "cron run"
+        verbose_name_plural = "cron runs"
+
+
+class EmailLog(Log):
+    TYPES = (Log.Type.EMAIL_SENT, Log.Type.EMAIL_ERROR)
+
+    class Meta:
+        proxy = True
+        verbose_name = "email log"
+        verbose_name_plural = "email logs"
+
+
+class DailyRoomLog(Log):
+    TYPES = (Log.Type.DAILY_ROOM_DELETED, Log.Type.DAILY_ROOM_ERROR)
+
+    class Meta:
+        proxy = True
+        verbose_name = "Daily room log"
+        verbose_name_plural = "Daily room logs"
+
+
+class CronJob(Log):
+    """The admin's Jobs page; its rows are the jobs in `cronlogs.jobs`, not Log rows."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "job"
+        verbose_name_plural = "jobs"

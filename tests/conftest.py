@@ -32,6 +32,15 @@ def _isolated_lock_dir(tmp_path, settings):
     settings.CRON_LOCK_DIR = tmp_path / "locks"
 
 
+@pytest.fixture(autouse=True)
+def _static_files_without_collectstatic(settings):
+    # The manifest storage needs `collectstatic` first; pages in tests use plain names.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(**fields):
@@ -160,6 +169,17 @@ def daily_settings(settings):
     settings.DAILY_BACKOFF_FACTOR = 0.001
     settings.DAILY_DELETE_RATE_PER_SECOND = 0
     return settings
+
+
+@pytest.fixture
+def stripe_fake(settings):
+    """A fake Stripe (tests/stripe_fake.py) behind `responses`, with the client pointed at it."""
+    from tests.stripe_fake import mocked_stripe
+
+    settings.STRIPE_TIMEOUT_SECONDS = 5.0
+    settings.STRIPE_MAX_NETWORK_RETRIES = 2
+    with mocked_stripe(settings) as fake:
+        yield fake
 
 
 @pytest.fixture
