@@ -35,6 +35,27 @@ class Payout(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.TextField(blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        unique=True,
+        editable=False,
+        help_text="Sent to Stripe with every attempt to create this payout, so a retry or a "
+        "rerun after a crash replays the first attempt instead of paying twice.",
+    )
+    claimed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When a worker moved this payout to PROCESSING to pay it.",
+    )
+    flagged_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When this payout was flagged for staff (CRITICAL PAYOUT_ERROR): claimed more "
+        "than 24 hours ago with no Stripe payout recorded. The jobs leave it alone from then on.",
+    )
 
     class Meta:
         indexes = [

@@ -1,0 +1,200 @@
+"""Stripe, for the payout jobs: the only module that imports `stripe`.
+
+One function per API operation, each returning plain data. Every failure is raised as our
+`StripeError`, carrying Stripe's `code` and message but never the API key.
+"""
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+
+import stripe
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from cronlogs.redaction import redact_text
+
+
+class StripeError(Exception):
+    """A Stripe call that failed; `kind` says what the failure means for a payout.
+
+    - "declined": Stripe refused the request (card / invalid-request error); nothing was
+      created and a retry with the same key would replay the refusal.
+    - "unavailable": network error, timeout, 5xx, 429 or an idempotency conflict; the
+      request may or may not have been executed, so it must be retried with the same key.
+    - "authentication": the API key is wrong or revoked; nothing will work until an
+      operator fixes it.
+    - "forbidden": the platform may not act on this connected account.
+    - "conflict": the idempotency key was first used with other parameters; what Stripe
+      did with the first request needs a person to look.
+    """
+
+    def __init__(self, message, *, kind, detail=None, code=None, http_status=None):
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.detail = detail or message  # Stripe's own message, e.g. "Your card was declined."
+        self.code = code
+        self.http_status = http_status
+
+    @property
+    def declined(self):
+        return self.kind == "declined"
+
+    @property
+    def insufficient_balance(self):
+        return self.code in ("balance_insufficient", "insufficient_funds")
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    payouts_enabled: bool
+
+
+@dataclass(frozen=True)
+class StripePayout:
+    id: str
+    status: str
+    amount: int
+    currency: str
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+def require_configured():
+    """Raise ImproperlyConfigured, naming the variable, when no Stripe key is set."""
+    if not settings.STRIPE_SECRET_KEY:
+        raise ImproperlyConfigured(
+            "STRIPE_SECRET_KEY is not set; the payout jobs cannot call Stripe. "
+            "Set it in the environment (or run with --dry-run)."
+        )
+
+
+def is_configured():
+    return bool(settings.STRIPE_SECRET_KEY)
+
+
+def client():
+    require_configured()
+    return _client(
+        settings.STRIPE_SECRET_KEY,
+        settings.STRIPE_API_BASE,
+        settings.STRIPE_TIMEOUT_SECONDS,
+        settings.STRIPE_MAX_NETWORK_RETRIES,
+    )
+
+
+@lru_cache(maxsize=4)
+def _client(api_key, api_base, timeout, max_network_retries):
+    # Cached so that one run reuses one HTTP session (keep-alive) for all its requests.
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base},
+        # Retries 5xx, 409 and connection errors with backoff; POSTs carry our own
+        # idempotency key so a retried creation is replayed, never repeated.
+        max_network_retries=max_network_retries,
+        http_client=stripe.RequestsClient(timeout=timeout),
+    )
+
+
+def retrieve_account(account_id):
+    """A connected account and whether it can receive payouts.
+
+    https://docs.stripe.com/api/accounts/retrieve
+    """
+    with _mapped_errors():
+        account = client().v1.accounts.retrieve(account_id).to_dict()
+    return Account(id=account["id"], payouts_enabled=bool(account.get("payouts_enabled")))
+
+
+def retrieve_balance(account_id):
+    """The connected account's available balance: {"EUR": 12345, ...} in minor units.
+
+    https://docs.stripe.com/api/balance/balance_retrieve (with the Stripe-Account header)
+    """
+    with _mapped_errors():
+        balance = client().v1.balance.retrieve(options={"stripe_account": account_id}).to_dict()
+    available = {}
+    for funds in balance.get("available") or []:
+        currency = funds["currency"].upper()
+        available[currency] = available.get(currency, 0) + int(funds["amount"])
+    return available
+
+
+def create_payout(*, account_id, amount, currency, idempotency_key, metadata=None):
+    """Pay `amount` (minor units) from the connected account's balance to its bank.
+
+    The same `idempotency_key` must be sent on every attempt for one payout: Stripe then
+    replays the first attempt's result instead of paying again (for at least 24 hours).
+    https://docs.stripe.com/api/payouts/create and https://docs.stripe.com/api/idempotent_requests
+    """
+    params = {"amount": int(amount), "currency": currency.lower()}
+    if metadata:
+        params["metadata"] = {key: str(value) for key, value in metadata.items()}
+    with _mapped_errors():
+        payout = client().v1.payouts.create(
+            params, options={"stripe_account": account_id, "idempotency_key": idempotency_key}
+        )
+    return _payout(payout)
+
+
+def retrieve_payout(payout_id, *, account_id):
+    """A payout on a connected account, with its status (pending, in_transit, paid,
+    failed, canceled). https://docs.stripe.com/api/payouts/retrieve"""
+    with _mapped_errors():
+        payout = client().v1.payouts.retrieve(payout_id, options={"stripe_account": account_id})
+    return _payout(payout)
+
+
+def _payout(payout):
+    payout = payout.to_dict()
+    return StripePayout(
+        id=payout["id"],
+        status=payout.get("status") or "",
+        amount=int(payout.get("amount") or 0),
+        currency=(payout.get("currency") or "").upper(),
+        failure_code=payout.get("failure_code"),
+        failure_message=payout.get("failure_message"),
+    )
+
+
+@contextmanager
+def _mapped_errors():
+    """Turn the SDK's exceptions into our StripeError, without the key in any text."""
+    try:
+        yield
+    except stripe.StripeError as exc:
+        raise _translate(exc) from None
+
+
+def _translate(exc):
+    if isinstance(exc, stripe.IdempotencyError):
+        kind = "conflict"
+    elif isinstance(exc, (stripe.CardError, stripe.InvalidRequestError)):
+        kind = "declined"
+    elif isinstance(exc, stripe.AuthenticationError):
+        kind = "authentication"
+    elif isinstance(exc, stripe.PermissionError):
+        kind = "forbidden"
+    else:
+        # APIConnectionError, APIError (5xx, 409 in-flight conflict), RateLimitError...
+        kind = "unavailable"
+    code = getattr(exc, "code", None)
+    detail = redact_text(exc.user_message or type(exc).__name__)
+    label = {
+        "declined": "Stripe declined",
+        "authentication": "Stripe rejected the API key",
+        "forbidden": "Stripe refused access to the account",
+        "unavailable": "Stripe unavailable",
+        "conflict": "Stripe idempotency conflict",
+    }[kind]
+    status = f" (HTTP {exc.http_status})" if exc.http_status else ""
+    code_text = f" [{code}]" if code else ""
+    return StripeError(
+        f"{label}{status}{code_text}: {detail}",
+        kind=kind,
+        detail=detail,
+        code=code,
+        http_status=exc.http_status,
+    )
