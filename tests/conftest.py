@@ -33,6 +33,12 @@ def _isolated_lock_dir(tmp_path, settings):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness would make every make_user() take ~0.3 s.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _static_files_without_collectstatic(settings):
     # The manifest storage needs `collectstatic` first; pages in tests use plain names.
     settings.STORAGES = {
@@ -129,7 +135,14 @@ def smtp_server():
             )
             return "250 Message accepted for delivery"
 
-    controller = Controller(Handler(), hostname="127.0.0.1", port=0)
+    class EphemeralPortController(Controller):
+        # aiosmtpd's start-up self-test connects to `self.port`, which is 0 until the
+        # OS has picked the real one; point it at the port actually bound.
+        def _trigger_server(self):
+            self.port = self.server.sockets[0].getsockname()[1]
+            super()._trigger_server()
+
+    controller = EphemeralPortController(Handler(), hostname="127.0.0.1", port=0)
     controller.start()
     sink.port = controller.server.sockets[0].getsockname()[1]
     try:
