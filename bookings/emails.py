@@ -1,0 +1,60 @@
+"""The booking reminder email: the platform's `generateBookingReminderEmail()` as templates.
+
+`templates/emails/booking_reminder.html` (table layout, inline styles, for mail clients)
+and `booking_reminder.txt` (the same content as plain text) share one context.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.template.loader import get_template
+from django.utils import dateformat, translation
+
+REMINDER_SUBJECT = "🕒 Reminder: Your call is starting soon!"
+BRAND_NAME = "Call a Star"
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def booking_page_url(booking_id):
+    """The platform's page for a booking; the Daily room URL never goes into an email."""
+    return f"{settings.APP_URL}/bookings/{booking_id}"
+
+
+def local_call_time(moment, timezone_name):
+    """`moment` in the recipient's own time zone, e.g. "Tuesday, 31 December 2024 at 15:30 CET".
+
+    An unknown time zone name falls back to UTC, which the abbreviation then says.
+    """
+    try:
+        zone = ZoneInfo(timezone_name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        zone = UTC
+    with translation.override("en"):
+        return dateformat.format(moment.astimezone(zone), r"l, j F Y \a\t H:i T")
+
+
+def render_booking_reminder(*, user_name, other_person_name, call_datetime, timezone_name, url):
+    """Render the reminder for one recipient: `user_name` is who reads it, `other_person_name`
+    who they are meeting, `call_datetime` the aware start time, shown in `timezone_name`."""
+    context = {
+        "subject": REMINDER_SUBJECT,
+        "brand_name": BRAND_NAME,
+        "app_url": settings.APP_URL,
+        "user_name": user_name,
+        "other_person_name": other_person_name,
+        "call_time": local_call_time(call_datetime, timezone_name),
+        "booking_url": url,
+    }
+    return RenderedEmail(
+        subject=REMINDER_SUBJECT,
+        text=get_template("emails/booking_reminder.txt").render(context),
+        html=get_template("emails/booking_reminder.html").render(context),
+    )

@@ -1,0 +1,380 @@
+"""send-booking-reminders: email the client and the creator shortly before their call.
+
+Each (booking, recipient) pair has one `BookingReminder` row. A run claims rows with one
+conditional UPDATE (PENDING -> SENDING) that only one worker can win, sends over one SMTP
+connection, then records the outcome: SENT, FAILED (given up: the address is missing,
+invalid or refused with a 5xx) or back to PENDING (a transient failure, retried by a later
+run while the call has not started). No database transaction is open while sending.
+"""
+
+import contextlib
+import smtplib
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import parseaddr
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from bookings.emails import booking_page_url, render_booking_reminder
+from bookings.models import Booking, BookingReminder
+from cronlogs import logger
+from cronlogs.models import Log
+from cronlogs.runner import iso_utc
+
+Recipient, Status = BookingReminder.Recipient, BookingReminder.Status
+
+EMAIL_TYPES = {
+    Recipient.CLIENT: "booking_reminder_client",
+    Recipient.CREATOR: "booking_reminder_creator",
+}
+OPEN_STATUSES = (Status.PENDING, Status.SENDING)
+DONE_STATUSES = (Status.SENT, Status.FAILED)
+# A claim this old is presumed left behind by a crashed run and may be claimed again.
+STALE_CLAIM_AFTER = timedelta(minutes=5)
+# A run stops sending under its claim long before another run may take it over, so a
+# slow run and a crash-recovering run never send the same reminder.
+SEND_DEADLINE = STALE_CLAIM_AFTER / 2
+# Rows per INSERT/UPDATE statement: large enough that a run's query count stays constant.
+BULK_BATCH_SIZE = 5000
+
+
+class ReminderDeliveryError(Exception):
+    """The SMTP server could not be reached; the reminders stay due for the next run."""
+
+
+def due_window(*, now):
+    """Calls starting after `now` and within lead + cadence minutes (15 + 5 by default)."""
+    minutes = settings.REMINDER_LEAD_MINUTES + settings.REMINDER_CADENCE_MINUTES
+    return now, now + timedelta(minutes=minutes)
+
+
+def due_bookings_filter(*, now):
+    min_time, max_time = due_window(now=now)
+    return Q(
+        status=Booking.Status.CONFIRMED,
+        reminder_sent=False,
+        starts_at__gt=min_time,
+        starts_at__lte=max_time,
+    )
+
+
+def send_due_reminders(*, now, dry_run, stats):
+    """Remind both people of every CONFIRMED booking whose reminder is not done and that
+    starts within the next 20 minutes without having started, so a missed run catches up."""
+    min_time, max_time = due_window(now=now)
+    stats.update(
+        totalBookings=0,
+        emailsSent=0,
+        emailsFailed=0,
+        alreadySent=0,
+        emailsDeferred=0,
+        timeWindow={"minTime": iso_utc(min_time), "maxTime": iso_utc(max_time)},
+        itemsProcessed=0,
+    )
+    scope = due_bookings_filter(now=now)
+    booking_ids = list(Booking.objects.filter(scope).order_by("pk").values_list("pk", flat=True))
+    stats["totalBookings"] = len(booking_ids)
+    if dry_run:
+        done = BookingReminder.objects.filter(
+            booking_id__in=booking_ids, status__in=DONE_STATUSES
+        ).count()
+        stats["alreadySent"] = done
+        stats["emailsToSend"] = stats["itemsProcessed"] = 2 * len(booking_ids) - done
+        return
+    smtp_error = _remind(booking_ids, scope=scope, now=now, stats=stats)
+    if smtp_error is not None:
+        raise ReminderDeliveryError(
+            f"SMTP server unavailable ({logger.error_message(smtp_error)}); "
+            f"{stats['emailsFailed']} reminder(s) will be retried by the next run"
+        ) from smtp_error
+
+
+def send_reminders_for_bookings(bookings, *, now=None):
+    """Send the reminders of the given bookings now (the admin's "send reminder now").
+
+    Ignores how far away the call is, but keeps the other rules: CONFIRMED bookings only,
+    never after the call has started, never twice to the same person. Returns the stats.
+    """
+    now = now or timezone.now()
+    pks = sorted({getattr(booking, "pk", booking) for booking in bookings})
+    stats = {
+        "totalBookings": len(pks),
+        "skipped": 0,
+        "emailsSent": 0,
+        "emailsFailed": 0,
+        "alreadySent": 0,
+        "emailsDeferred": 0,
+        "itemsProcessed": 0,
+    }
+    eligible = list(
+        Booking.objects.filter(
+            pk__in=pks, status=Booking.Status.CONFIRMED, starts_at__gt=now
+        ).values_list("pk", "reminder_sent")
+    )
+    booking_ids = [pk for pk, reminder_sent in eligible if not reminder_sent]
+    stats["skipped"] = len(pks) - len(eligible)
+    stats["alreadySent"] = 2 * (len(eligible) - len(booking_ids))
+    scope = Q(pk__in=booking_ids, status=Booking.Status.CONFIRMED, starts_at__gt=now)
+    smtp_error = _remind(booking_ids, scope=scope, now=now, stats=stats)
+    if smtp_error is not None:
+        stats["error"] = f"SMTP server unavailable: {logger.error_message(smtp_error)}"
+    stats.pop("itemsProcessed")
+    return stats
+
+
+def _remind(booking_ids, *, scope, now, stats):
+    """Claim, send and record the open reminders of `booking_ids` (bookings matching
+    `scope`). Returns the connection error if the SMTP server could not be reached."""
+    if not booking_ids:
+        return None
+    _create_reminder_rows(booking_ids)
+    token = uuid.uuid4()
+    claimed = claim_reminders(scope, now=now, token=token)
+    stats["alreadySent"] += 2 * len(booking_ids) - len(claimed)
+    deliveries = []
+    try:
+        return _send(claimed, deliveries, now=now, stats=stats)
+    finally:
+        # Recorded even if the run dies half way, so what was sent is never sent again.
+        _record(deliveries, token=token)
+        stats["emailsDeferred"] += len(claimed) - len(deliveries)
+        _mark_bookings_done(scope)
+
+
+def _create_reminder_rows(booking_ids):
+    rows = [
+        BookingReminder(booking_id=booking_id, recipient=recipient)
+        for booking_id in booking_ids
+        for recipient in (Recipient.CLIENT, Recipient.CREATOR)
+    ]
+    # Sorted rows, so two runs inserting at once lock index entries in the same order.
+    BookingReminder.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BULK_BATCH_SIZE)
+
+
+def claim_reminders(scope, *, now, token):
+    """Claim the open reminders of the bookings matching `scope` for the run `token`:
+    PENDING ones, and SENDING ones whose claim went stale. Returns the claimed rows."""
+    claimable = (
+        BookingReminder.objects.filter(booking__in=Booking.objects.filter(scope))
+        .filter(
+            Q(status=Status.PENDING)
+            | Q(status=Status.SENDING, claimed_at__lt=now - STALE_CLAIM_AFTER)
+        )
+        # Rows another run is claiming this instant are left to it, not waited for.
+        .select_for_update(skip_locked=True, of=("self",))
+        .values("pk")
+    )
+    with transaction.atomic():
+        BookingReminder.objects.filter(pk__in=claimable).update(
+            status=Status.SENDING, claim_token=token, claimed_at=now
+        )
+    return list(
+        BookingReminder.objects.filter(claim_token=token, status=Status.SENDING)
+        .select_related("booking__client", "booking__creator__user")
+        .order_by("booking__starts_at", "booking_id", "recipient")
+    )
+
+
+@dataclass
+class Delivery:
+    reminder: BookingReminder
+    context: dict
+    sent_at: object = None
+    error: object = None
+    permanent: bool = False
+
+    def fail(self, error, *, permanent):
+        self.error, self.permanent = error, permanent
+
+
+def _send(claimed, deliveries, *, now, stats):
+    connection = get_connection()
+    smtp_error = _open(connection)
+    started = time.monotonic()
+    try:
+        for reminder in claimed:
+            elapsed = timedelta(seconds=time.monotonic() - started)
+            if elapsed >= SEND_DEADLINE:
+                break  # The rest goes back to the queue unattempted.
+            delivery, message = _prepare(reminder, connection)
+            deliveries.append(delivery)
+            if delivery.error is not None:
+                pass  # Missing or invalid data: already a permanent failure.
+            elif now + elapsed >= reminder.booking.starts_at:
+                delivery.fail("The call started before its reminder could be sent", permanent=True)
+            elif smtp_error is not None:
+                delivery.fail(smtp_error, permanent=False)
+            else:
+                try:
+                    connection.send_messages([message])
+                    delivery.sent_at = now + elapsed
+                except smtplib.SMTPRecipientsRefused as exc:
+                    # 5xx: the server will never take this address; 4xx: try again later.
+                    codes = [code for code, _ in exc.recipients.values()]
+                    delivery.fail(exc, permanent=bool(codes) and min(codes) >= 500)
+                except OSError as exc:  # smtplib.SMTPException is an OSError too
+                    delivery.fail(exc, permanent=False)
+                    if _connection_lost(exc):
+                        smtp_error = _reopen(connection)
+            if delivery.sent_at:
+                stats["emailsSent"] += 1
+                stats["itemsProcessed"] = stats["emailsSent"]
+            else:
+                stats["emailsFailed"] += 1
+    finally:
+        _close(connection)
+    return smtp_error
+
+
+def _prepare(reminder, connection):
+    """The delivery record and the message for one reminder; the delivery carries an
+    error instead when the data needed to send it is missing."""
+    booking = reminder.booking
+    client, creator = booking.client, booking.creator.user
+    person, other = (
+        (client, creator) if reminder.recipient == Recipient.CLIENT else (creator, client)
+    )
+    other_key = "creatorName" if reminder.recipient == Recipient.CLIENT else "clientName"
+    context = {
+        "recipientEmail": person.email,
+        "recipientName": person.name or person.email,
+        other_key: other.name or other.email,
+        "callDateTime": iso_utc(booking.starts_at),
+    }
+    delivery = Delivery(reminder=reminder, context=context)
+    role = reminder.recipient.lower()
+    if not person.email:
+        delivery.fail(f"The {role} (user {person.pk}) has no email address", permanent=True)
+        return delivery, None
+    try:
+        validate_email(person.email)
+    except ValidationError:
+        delivery.fail(
+            f"The {role} (user {person.pk}) has an invalid email address: {person.email!r}",
+            permanent=True,
+        )
+        return delivery, None
+    rendered = render_booking_reminder(
+        user_name=context["recipientName"],
+        other_person_name=context[other_key],
+        call_datetime=booking.starts_at,
+        timezone_name=person.timezone,
+        url=booking_page_url(booking.pk),
+    )
+    message = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[person.email],
+        # The same id on a resend after a crash lets mailbox providers drop the duplicate.
+        headers={"Message-ID": f"<booking-{booking.pk}-reminder-{role}@{_mail_domain()}>"},
+        connection=connection,
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    return delivery, message
+
+
+def _mail_domain():
+    return parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "callastar.com"
+
+
+def _open(connection):
+    try:
+        connection.open()
+    except OSError as exc:
+        return exc
+    return None
+
+
+def _reopen(connection):
+    _close(connection)
+    return _open(connection)
+
+
+def _close(connection):
+    # A broken connection has nothing left to release.
+    with contextlib.suppress(OSError):
+        connection.close()
+
+
+def _connection_lost(exc):
+    return isinstance(exc, smtplib.SMTPServerDisconnected) or not isinstance(
+        exc, smtplib.SMTPException
+    )
+
+
+def _record(deliveries, *, token):
+    """Store each outcome, put unattempted claims back and write the EMAIL_* rows."""
+    rows, logs = [], []
+    for delivery in deliveries:
+        reminder = delivery.reminder
+        reminder.attempts += 1
+        email_type = EMAIL_TYPES[reminder.recipient]
+        user_id = _recipient_id(reminder)
+        if delivery.sent_at:
+            reminder.status, reminder.sent_at, reminder.last_error = (
+                Status.SENT,
+                delivery.sent_at,
+                "",
+            )
+            logs.append(
+                logger.log_email_sent(
+                    reminder.booking_id, user_id, email_type, delivery.context, save=False
+                )
+            )
+        else:
+            reminder.status = Status.FAILED if delivery.permanent else Status.PENDING
+            reminder.last_error = logger.error_message(delivery.error)
+            logs.append(
+                logger.log_email_error(
+                    reminder.booking_id,
+                    user_id,
+                    email_type,
+                    delivery.error,
+                    {**delivery.context, "willRetry": not delivery.permanent},
+                    save=False,
+                )
+            )
+        rows.append(reminder)
+    BookingReminder.objects.bulk_update(
+        rows, ["status", "sent_at", "attempts", "last_error"], batch_size=BULK_BATCH_SIZE
+    )
+    BookingReminder.objects.filter(claim_token=token, status=Status.SENDING).update(
+        status=Status.PENDING
+    )
+    Log.objects.bulk_create(logs, batch_size=BULK_BATCH_SIZE)
+
+
+def _recipient_id(reminder):
+    booking = reminder.booking
+    return booking.client_id if reminder.recipient == Recipient.CLIENT else booking.creator.user_id
+
+
+def _mark_bookings_done(scope):
+    """Set `reminder_sent` on the bookings in `scope` whose two reminders are sent or given up."""
+
+    def done(recipient):
+        return Exists(
+            BookingReminder.objects.filter(
+                booking=OuterRef("pk"), recipient=recipient, status__in=DONE_STATUSES
+            )
+        )
+
+    finished = (
+        Booking.objects.filter(scope)
+        .filter(done(Recipient.CLIENT), done(Recipient.CREATOR))
+        # NO KEY UPDATE does not wait on reminder inserts (their FK check holds KEY SHARE);
+        # a row another run is updating this instant is left to it.
+        .select_for_update(no_key=True, skip_locked=True, of=("self",))
+        .values("pk")
+    )
+    with transaction.atomic():
+        Booking.objects.filter(pk__in=finished).update(reminder_sent=True)
