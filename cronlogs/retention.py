@@ -1,5 +1,12 @@
-"""Log retention: delete old rows by level, in short index-backed batches."""
+"""Log retention: delete old rows by level, in short primary-key-range batches.
 
+The table is walked in ranges of ids (one short transaction each, on the primary key
+index, in the table's physical order), deleting the rows of each range that are past
+their level's retention. A walk costs about what one big DELETE does, without holding
+a long transaction or loading a single row into Python.
+"""
+
+from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
@@ -8,6 +15,7 @@ from django.db import connection, transaction
 from cronlogs.models import Log
 
 KEPT_LEVELS = (Log.Level.CRITICAL,)
+DELETABLE_LEVELS = (Log.Level.INFO, Log.Level.WARNING, Log.Level.ERROR)
 
 
 def retention_policy():
@@ -18,27 +26,62 @@ def retention_policy():
         if level not in KEPT_LEVELS
     }
     for level, days in policy.items():
-        if level not in Log.Level.values:
+        if level not in DELETABLE_LEVELS:
             raise ValueError(f"LOG_RETENTION_DAYS names an unknown level {level!r}")
         if days < 1:
             raise ValueError(f"LOG_RETENTION_DAYS[{level!r}] must be at least 1 day, not {days}")
     return policy
 
 
-def delete_expired_batch(level, cutoff, batch_size):
-    """Delete up to `batch_size` rows of `level` created before `cutoff`; return how many."""
+def _columns():
     quote = connection.ops.quote_name
-    table, pk = quote(Log._meta.db_table), quote(Log._meta.pk.column)
-    level_col = quote(Log._meta.get_field("level").column)
-    created_col = quote(Log._meta.get_field("created_at").column)
-    # The inner SELECT walks the (level, createdAt) index; no row reaches Python.
-    sql = (
-        f"DELETE FROM {table} WHERE {pk} IN ("
-        f"SELECT {pk} FROM {table} WHERE {level_col} = %s AND {created_col} < %s LIMIT %s)"
+    return (
+        quote(Log._meta.db_table),
+        quote(Log._meta.pk.column),
+        quote(Log._meta.get_field("level").column),
+        quote(Log._meta.get_field("created_at").column),
     )
+
+
+def next_id(at_least):
+    """The smallest id >= `at_least` still in the table, or None (skips gaps in one lookup)."""
+    table, pk, _, _ = _columns()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MIN({pk}) FROM {table} WHERE {pk} >= %s", [at_least])
+        return cursor.fetchone()[0]
+
+
+def last_id():
+    table, pk, _, _ = _columns()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MAX({pk}) FROM {table}")
+        return cursor.fetchone()[0]
+
+
+def delete_expired_range(start, stop, cutoffs):
+    """Delete the rows with start <= id < stop past their level's cut-off; count per level."""
+    table, pk, level_col, created_col = _columns()
+    in_range = f"{pk} >= %s AND {pk} < %s"
+    deleted = Counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, [level, cutoff, batch_size])
-        return cursor.rowcount
+        if connection.vendor == "postgresql":
+            # One pass over the range; the per-level counts come back from RETURNING.
+            expired = " OR ".join(f"({level_col} = %s AND {created_col} < %s)" for _ in cutoffs)
+            cursor.execute(
+                f"WITH gone AS (DELETE FROM {table} WHERE {in_range} AND ({expired}) "
+                f"RETURNING {level_col} AS level) SELECT level, COUNT(*) FROM gone GROUP BY level",
+                [start, stop, *(value for pair in cutoffs.items() for value in pair)],
+            )
+            deleted.update(dict(cursor.fetchall()))
+        else:
+            for level, cutoff in cutoffs.items():
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE {in_range} AND {level_col} = %s "
+                    f"AND {created_col} < %s",
+                    [start, stop, level, cutoff],
+                )
+                deleted[level] += cursor.rowcount
+    return deleted
 
 
 def cleanup_logs(*, now, dry_run, stats, batch_size=None):
@@ -46,22 +89,24 @@ def cleanup_logs(*, now, dry_run, stats, batch_size=None):
     (settings.LOG_RETENTION_DAYS); CRITICAL rows are never deleted."""
     batch_size = batch_size or settings.LOG_RETENTION_BATCH_SIZE
     policy = retention_policy()
+    cutoffs = {level: now - timedelta(days=days) for level, days in policy.items()}
     stats["retentionPolicy"] = {
         **{level: f"{days} days" for level, days in policy.items()},
         "CRITICAL": "kept",
     }
     stats["itemsProcessed"] = 0
-    for level in (Log.Level.INFO, Log.Level.WARNING, Log.Level.ERROR):
+    for level in DELETABLE_LEVELS:
         stats[f"{level.lower()}Deleted"] = 0
-    for level, days in policy.items():
-        key = f"{level.lower()}Deleted"
-        cutoff = now - timedelta(days=days)
-        if dry_run:
-            stats[key] = Log.objects.filter(level=level, created_at__lt=cutoff).count()
-            continue
-        while True:
-            deleted = delete_expired_batch(level, cutoff, batch_size)
-            stats[key] += deleted
-            stats["itemsProcessed"] += deleted
-            if deleted < batch_size:
-                break
+    if dry_run:
+        for level, cutoff in cutoffs.items():
+            count = Log.objects.filter(level=level, created_at__lt=cutoff).count()
+            stats[f"{level.lower()}Deleted"] = count
+        return
+    # Rows written after the walk starts are newer than every cut-off: stop at today's last id.
+    end, start = last_id(), next_id(0)
+    while start is not None and start <= end:
+        stop = start + batch_size
+        for level, count in delete_expired_range(start, stop, cutoffs).items():
+            stats[f"{level.lower()}Deleted"] += count
+            stats["itemsProcessed"] += count
+        start = next_id(stop)

@@ -86,7 +86,7 @@ def test_it_deletes_in_bounded_batches_until_nothing_is_left():
 
     stats = run_cleanup(batch_size=3)
 
-    # It should take three batches (3 + 3 + 1) and leave the recent row alone.
+    # It should walk the table in ranges of three ids and leave the recent row alone.
     assert stats["infoDeleted"] == 7
     assert list(Log.objects.values_list("pk", flat=True)) == [kept]
 
@@ -157,11 +157,11 @@ import os, time
 import django
 django.setup()
 from cronlogs import retention
-original = retention.delete_expired_batch
+original = retention.delete_expired_range
 def slow_batch(*args, **kwargs):
     time.sleep(1.5)  # hold the job's lock long enough for the other process to meet it
     return original(*args, **kwargs)
-retention.delete_expired_batch = slow_batch
+retention.delete_expired_range = slow_batch
 start_at = float(os.environ["START_AT"])
 time.sleep(max(0, start_at - time.time()))
 from django.core.management import execute_from_command_line
