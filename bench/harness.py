@@ -5,9 +5,9 @@ of `Row`s. Each row compares our code ("ours") with a baseline measured in the s
 """
 
 import os
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,23 +50,24 @@ class Timer:
 
 
 def run_manage(*args, env=None):
-    """Run `manage.py args` in a child process; return (seconds, peak RSS in MB, stdout)."""
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, str(PROJECT_DIR / "manage.py"), *args],
-        cwd=PROJECT_DIR,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    stdout, stderr = process.communicate()
-    seconds = time.perf_counter() - start
-    if process.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{stderr}")
-    # ru_maxrss of the children reaped so far is the largest child's; run one at a time.
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, peak_kb / 1024, stdout
+    """Run `manage.py args` in a child process; return (seconds, its peak RSS in MB, stdout)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, str(PROJECT_DIR / "manage.py"), *args],
+            cwd=PROJECT_DIR,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=err,
+        )
+        # wait4 gives this one child's resource usage, peak resident set size included.
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if process.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{err.read()}")
+        return seconds, usage.ru_maxrss / 1024, out.read()
 
 
 def print_table(rows):
