@@ -37,8 +37,12 @@ def local_call_time(moment, timezone_name):
         zone = ZoneInfo(timezone_name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         zone = UTC
+    local = moment.astimezone(zone)
     with translation.override("en"):
-        return dateformat.format(moment.astimezone(zone), r"l, j F Y \a\t H:i T")
+        day_and_time = dateformat.format(local, r"l, j F Y \a\t H:i")
+    # Not Django's "T": it prints nothing for the hour a DST change repeats; tzname()
+    # tells the two apart (EDT, then EST).
+    return f"{day_and_time} {local.tzname()}"
 
 
 def render_booking_reminder(*, user_name, other_person_name, call_datetime, timezone_name, url):

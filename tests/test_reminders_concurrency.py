@@ -1,0 +1,105 @@
+"""Two processes reminding the same bookings at the same moment: one email per recipient."""
+
+import json
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from bookings.models import Booking, BookingReminder, Creator
+from cronlogs.models import Log
+from tests.processes import start_manage
+
+BOOKINGS = 200
+
+# Runs in each child (`manage.py shell -c`): the reminder service called directly, past
+# the job lock, as the cron job or as the admin's "send reminder now" would call it.
+CHILD = """
+import json, os, time
+from django.utils import timezone
+from bookings.models import Booking
+from bookings.reminders import send_due_reminders, send_reminders_for_bookings
+
+open(os.environ["RACE_READY_FILE"], "w").close()
+while not os.path.exists(os.environ["RACE_GO_FILE"]):
+    time.sleep(0.001)
+if os.environ["RACE_MODE"] == "cron":
+    stats = {}
+    send_due_reminders(now=timezone.now(), dry_run=False, stats=stats)
+else:
+    stats = send_reminders_for_bookings(Booking.objects.filter(status="CONFIRMED"))
+print(json.dumps(stats))
+"""
+
+
+def create_due_bookings(count):
+    User = get_user_model()
+    users = User.objects.bulk_create(
+        User(email=f"{role}{n}@example.com", name=f"{role} {n}", password="!")
+        for n in range(count)
+        for role in ("client", "creator")
+    )
+    clients, creator_users = users[0::2], users[1::2]
+    creators = Creator.objects.bulk_create(Creator(user=user) for user in creator_users)
+    starts_at = timezone.now() + timedelta(minutes=10)
+    Booking.objects.bulk_create(
+        Booking(
+            client=client,
+            creator=creator,
+            status=Booking.Status.CONFIRMED,
+            starts_at=starts_at,
+            total_price="50.00",
+        )
+        for client, creator in zip(clients, creators, strict=True)
+    )
+    return {user.email for user in users}
+
+
+def wait_for(paths, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not all(path.exists() for path in paths):
+        assert time.monotonic() < deadline, "the child processes did not start"
+        time.sleep(0.01)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("modes", [("cron", "cron"), ("cron", "admin")])
+def test_it_sends_exactly_one_email_per_recipient_when_two_processes_race(
+    modes, smtp_server, subprocess_env, tmp_path
+):
+    addresses = create_due_bookings(BOOKINGS)
+    go = tmp_path / "go"
+    children = []
+    for index, mode in enumerate(modes):
+        env = {
+            **subprocess_env,
+            "EMAIL_URL": f"smtp://{smtp_server.host}:{smtp_server.port}",
+            "RACE_MODE": mode,
+            "RACE_READY_FILE": str(tmp_path / f"ready-{index}"),
+            "RACE_GO_FILE": str(go),
+        }
+        children.append(start_manage(["shell", "-c", CHILD], env))
+    wait_for([tmp_path / f"ready-{index}" for index in range(len(modes))])
+    go.touch()
+    outputs = [child.communicate(timeout=120) for child in children]
+
+    for child, (_stdout, stderr) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, stderr
+    stats = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+
+    # It should deliver 400 emails: every recipient exactly once, none missing.
+    assert len(smtp_server.messages) == 2 * BOOKINGS
+    received = Counter(smtp_server.recipients)
+    assert set(received) == addresses
+    assert set(received.values()) == {1}
+    # ...and both processes' records should agree with what the server received.
+    assert sum(run["emailsSent"] for run in stats) == 2 * BOOKINGS
+    assert sum(run["emailsFailed"] for run in stats) == 0
+    assert Log.objects.filter(type="EMAIL_SENT").count() == 2 * BOOKINGS
+    assert not Log.objects.filter(type="EMAIL_ERROR").exists()
+    assert set(BookingReminder.objects.values_list("status", flat=True)) == {"SENT"}
+    assert BookingReminder.objects.count() == 2 * BOOKINGS
+    assert not Booking.objects.filter(reminder_sent=False).exists()
