@@ -54,6 +54,7 @@ bench: install
 	DATABASE_URL=$(BENCH_PG_URL) $(PY) bench/run.py
 
 run: install
+	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py runserver
 
 clean:
