@@ -200,9 +200,10 @@ def resume_unconfirmed_payouts(*, now, stats):
 
 
 def settle_processing_payouts(*, now, stats):
-    """PROCESSING payouts Stripe knows: paid -> PAID, failed/canceled -> FAILED."""
+    """PROCESSING payouts Stripe knows: paid -> PAID, failed/canceled -> FAILED.
+    A flagged payout is settled too once staff have entered the Stripe id they found."""
     in_flight = Payout.objects.filter(
-        status=Status.PROCESSING, stripe_payout_id__isnull=False, flagged_at__isnull=True
+        status=Status.PROCESSING, stripe_payout_id__isnull=False
     ).select_related("creator")
     for payout in in_flight.order_by("claimed_at", "pk"):
         try:
