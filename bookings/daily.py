@@ -12,7 +12,10 @@ Docs: https://docs.daily.co/reference/rest-api (authentication, rate limits).
 import random
 import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
+from typing import NamedTuple
 from urllib.parse import quote
 
 import requests
@@ -28,6 +31,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # run out is simply tried again by the next run.
 RETRY_AFTER_MAX_SECONDS = 60
 BACKOFF_MAX_SECONDS = 30
+# DELETEs that may overlap in `delete_rooms`. The pacer alone sets the rate; overlap only
+# keeps network latency and the caller's own work from slowing the rate down.
+DELETES_IN_FLIGHT = 4
 ERROR_TEXT_MAX_CHARS = 300
 
 
@@ -49,6 +55,12 @@ class DailyError(Exception):
 class DeleteOutcome(StrEnum):
     DELETED = "deleted"
     ALREADY_GONE = "already_gone"
+
+
+class RoomDeletion(NamedTuple):
+    name: str
+    outcome: DeleteOutcome | None
+    error: DailyError | None
 
 
 class DailyRetry(Retry):
@@ -176,6 +188,29 @@ class DailyClient:
             deleted = _json(response).get("deleted") is True
             return DeleteOutcome.DELETED if deleted else DeleteOutcome.ALREADY_GONE
         raise self._error(response)
+
+    def delete_rooms(self, names, *, in_flight=DELETES_IN_FLIGHT):
+        """Delete each room of `names` (one DELETE each, paced) and yield a RoomDeletion
+        per name, in the order given; a failure is yielded, never raised."""
+        names = iter(names)
+        pending = deque()
+        pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="daily-delete")
+        try:
+            # Submit only a few ahead, so a caller that stops early leaves little queued.
+            for name in names:
+                pending.append(pool.submit(self._delete_reporting, name))
+                if len(pending) >= in_flight:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _delete_reporting(self, name):
+        try:
+            return RoomDeletion(name, self.delete_room(name), None)
+        except DailyError as exc:
+            return RoomDeletion(name, None, exc)
 
     def _request(self, method, url, name):
         try:

@@ -39,46 +39,32 @@ def cleanup_daily_rooms(*, now, dry_run, stats, client=None):
         return
     # Raises ImproperlyConfigured naming DAILY_API_KEY before any room is touched.
     client = client or daily.get_client()
-    for booking_id, room_name, room_url, booking_status in rooms:
-        try:
-            outcome = delete_and_forget_room(
-                client,
-                booking_id=booking_id,
-                room_name=room_name,
-                room_url=room_url,
-                booking_status=booking_status,
-                deleted_by="cron_job",
-            )
-        except daily.DailyError:
+    # The client paces the DELETEs; the database work below runs while the next is in flight.
+    deletions = client.delete_rooms([name for _, name, _, _ in rooms])
+    for (booking_id, room_name, room_url, booking_status), deletion in zip(
+        rooms, deletions, strict=True
+    ):
+        room = {
+            "booking_id": booking_id,
+            "room_name": room_name,
+            "room_url": room_url,
+            "booking_status": booking_status,
+            "deleted_by": "cron_job",
+        }
+        if deletion.error:
+            log_room_failure(error=deletion.error, **room)
             stats["roomsFailed"] += 1
         else:
-            if outcome == daily.DeleteOutcome.DELETED:
+            forget_deleted_room(outcome=deletion.outcome, **room)
+            if deletion.outcome == daily.DeleteOutcome.DELETED:
                 stats["roomsDeleted"] += 1
             else:
                 stats["roomsAlreadyDeleted"] += 1
         stats["itemsProcessed"] += 1
 
 
-def delete_and_forget_room(client, *, booking_id, room_name, room_url, booking_status, deleted_by):
-    """Delete one room on Daily, clear it from its booking and log the outcome.
-
-    Returns the DeleteOutcome; logs DAILY_ROOM_ERROR and re-raises DailyError on failure.
-    """
-    try:
-        outcome = client.delete_room(room_name)
-    except daily.DailyError as exc:
-        logger.log_daily_room_error(
-            room_name,
-            booking_id,
-            exc,
-            {
-                "operation": "delete",
-                "bookingStatus": booking_status,
-                "httpStatus": exc.status,
-                "requestedBy": deleted_by,
-            },
-        )
-        raise
+def forget_deleted_room(*, booking_id, room_name, room_url, booking_status, deleted_by, outcome):
+    """Clear a room Daily no longer has from its booking and log DAILY_ROOM_DELETED."""
     # Only if the booking still names this room: it may have been given a new one meanwhile.
     cleared = Booking.objects.filter(pk=booking_id, daily_room_name=room_name).update(
         daily_room_name=None, daily_room_url=None, updated_at=timezone.now()
@@ -94,7 +80,21 @@ def delete_and_forget_room(client, *, booking_id, room_name, room_url, booking_s
             "bookingCleared": bool(cleared),
         },
     )
-    return outcome
+
+
+def log_room_failure(*, booking_id, room_name, room_url, booking_status, deleted_by, error):
+    logger.log_daily_room_error(
+        room_name,
+        booking_id,
+        error,
+        {
+            "operation": "delete",
+            "roomUrl": room_url,
+            "bookingStatus": booking_status,
+            "httpStatus": error.status,
+            "requestedBy": deleted_by,
+        },
+    )
 
 
 def delete_booking_room(booking, *, deleted_by="admin"):
@@ -105,13 +105,18 @@ def delete_booking_room(booking, *, deleted_by="admin"):
     """
     if not booking.daily_room_name:
         return "no_room"
-    outcome = delete_and_forget_room(
-        daily.get_client(),
-        booking_id=booking.pk,
-        room_name=booking.daily_room_name,
-        room_url=booking.daily_room_url,
-        booking_status=booking.status,
-        deleted_by=deleted_by,
-    )
+    room = {
+        "booking_id": booking.pk,
+        "room_name": booking.daily_room_name,
+        "room_url": booking.daily_room_url,
+        "booking_status": booking.status,
+        "deleted_by": deleted_by,
+    }
+    try:
+        outcome = daily.get_client().delete_room(booking.daily_room_name)
+    except daily.DailyError as exc:
+        log_room_failure(error=exc, **room)
+        raise
+    forget_deleted_room(outcome=outcome, **room)
     booking.refresh_from_db(fields=["daily_room_name", "daily_room_url", "updated_at"])
     return str(outcome)

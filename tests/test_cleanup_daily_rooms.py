@@ -10,7 +10,7 @@ import responses
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from bookings.daily import DailyError
+from bookings.daily import DailyError, DeleteOutcome, RoomDeletion
 from bookings.models import Booking
 from bookings.room_cleanup import cleanup_daily_rooms, delete_booking_room
 from cronlogs.models import Log
@@ -218,19 +218,21 @@ def test_it_goes_on_after_a_failure_and_its_stats_add_up(mocked_daily, finished_
     )
 
 
-def test_it_does_not_clear_a_booking_whose_room_changed_meanwhile(mocked_daily, finished_booking):
+def test_it_does_not_clear_a_booking_whose_room_changed_meanwhile(finished_booking):
     booking = finished_booking("room-old")
 
-    def give_booking_a_new_room(request):
-        # Another process assigns a new room while the DELETE is in flight.
-        Booking.objects.filter(pk=booking.pk).update(
-            daily_room_name="room-new", daily_room_url="https://callastar.daily.co/room-new"
-        )
-        return 200, {}, json.dumps({"deleted": True, "name": "room-old"})
+    class ReassigningClient:
+        """Daily deletes the room while another process gives the booking a new one."""
 
-    mocked_daily.add_callback(responses.DELETE, room_url("room-old"), give_booking_a_new_room)
+        def delete_rooms(self, names):
+            for name in names:
+                Booking.objects.filter(pk=booking.pk).update(
+                    daily_room_name="room-new", daily_room_url="https://callastar.daily.co/new"
+                )
+                yield RoomDeletion(name, DeleteOutcome.DELETED, None)
 
-    stats = run_cleanup()
+    stats = {}
+    cleanup_daily_rooms(now=timezone.now(), dry_run=False, stats=stats, client=ReassigningClient())
 
     # It should count the deletion but leave the new room on the booking.
     assert stats["roomsDeleted"] == 1
