@@ -22,7 +22,9 @@ from cronlogs.models import ContextKey, CronJob, CronRun, DailyRoomLog, EmailLog
 class CappedCountPaginator(Paginator):
     """Counts at most `cap` + 1 rows, so a page costs the same on a table of any size."""
 
-    cap = 10_000
+    def __init__(self, *args, cap=1000, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cap = cap
 
     @cached_property
     def count(self):
@@ -32,6 +34,9 @@ class CappedCountPaginator(Paginator):
     @property
     def capped(self):
         return self.count > self.cap
+
+
+PAGES_COUNTED_AHEAD = 20
 
 
 class JobFilter(admin.SimpleListFilter):
@@ -87,6 +92,20 @@ class LogAdminBase(admin.ModelAdmin):
         "error_detail",
     )
     readonly_fields = fields
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        # Count 20 pages from the one asked for: enough to page on, never the whole table.
+        try:
+            page = max(int(request.GET.get("p", 1)), 1)
+        except ValueError:
+            page = 1
+        return self.paginator(
+            queryset,
+            per_page,
+            orphans,
+            allow_empty_first_page,
+            cap=(page - 1 + PAGES_COUNTED_AHEAD) * per_page,
+        )
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
