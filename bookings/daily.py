@@ -166,7 +166,7 @@ class DailyClient:
         response = self._request("GET", self.room_url(name), name)
         if response.status_code == 404:
             return False
-        if response.ok:
+        if _succeeded(response):
             return True
         raise self._error(response)
 
@@ -181,7 +181,7 @@ class DailyClient:
         response = self._request("DELETE", url, name)
         if _was_retried(response):
             self.delete_pacer.hold_off()
-        if response.ok:
+        if _succeeded(response):
             return DeleteOutcome.DELETED
         if response.status_code == 404:
             # An expired room answers 404 with "deleted": true: this call removed it.
@@ -236,6 +236,11 @@ def _cause(exc):
     if isinstance(exc, requests.Timeout) or "timed out" in str(cause).lower():
         return f"timed out ({type(cause).__name__}: {cause})"
     return f"{type(cause).__name__}: {cause}"
+
+
+def _succeeded(response):
+    # Not `response.ok`: that includes 3xx, and redirects are not followed (nor expected).
+    return 200 <= response.status_code < 300
 
 
 def _json(response):

@@ -1,5 +1,7 @@
 """cleanup-daily-rooms: delete the Daily rooms of finished bookings, then forget them."""
 
+from contextlib import closing
+
 from django.utils import timezone
 
 from bookings import daily
@@ -40,27 +42,30 @@ def cleanup_daily_rooms(*, now, dry_run, stats, client=None):
     # Raises ImproperlyConfigured naming DAILY_API_KEY before any room is touched.
     client = client or daily.get_client()
     # The client paces the DELETEs; the database work below runs while the next is in flight.
-    deletions = client.delete_rooms([name for _, name, _, _ in rooms])
-    for (booking_id, room_name, room_url, booking_status), deletion in zip(
-        rooms, deletions, strict=True
-    ):
-        room = {
-            "booking_id": booking_id,
-            "room_name": room_name,
-            "room_url": room_url,
-            "booking_status": booking_status,
-            "deleted_by": "cron_job",
-        }
-        if deletion.error:
-            log_room_failure(error=deletion.error, **room)
-            stats["roomsFailed"] += 1
+    with closing(client.delete_rooms([name for _, name, _, _ in rooms])) as deletions:
+        for room, deletion in zip(rooms, deletions, strict=True):
+            _record(room, deletion, stats)
+
+
+def _record(room, deletion, stats):
+    booking_id, room_name, room_url, booking_status = room
+    fields = {
+        "booking_id": booking_id,
+        "room_name": room_name,
+        "room_url": room_url,
+        "booking_status": booking_status,
+        "deleted_by": "cron_job",
+    }
+    if deletion.error:
+        log_room_failure(error=deletion.error, **fields)
+        stats["roomsFailed"] += 1
+    else:
+        forget_deleted_room(outcome=deletion.outcome, **fields)
+        if deletion.outcome == daily.DeleteOutcome.DELETED:
+            stats["roomsDeleted"] += 1
         else:
-            forget_deleted_room(outcome=deletion.outcome, **room)
-            if deletion.outcome == daily.DeleteOutcome.DELETED:
-                stats["roomsDeleted"] += 1
-            else:
-                stats["roomsAlreadyDeleted"] += 1
-        stats["itemsProcessed"] += 1
+            stats["roomsAlreadyDeleted"] += 1
+    stats["itemsProcessed"] += 1
 
 
 def forget_deleted_room(*, booking_id, room_name, room_url, booking_status, deleted_by, outcome):

@@ -390,3 +390,13 @@ def assert_paced(times, *, interval):
         later - earlier >= interval - slack
         for earlier, later in zip(times, times[2:], strict=False)
     )
+
+
+def test_it_treats_a_redirect_as_an_error_and_does_not_follow_it(mocked_daily):
+    mocked_daily.delete(ROOM_URL, status=301, headers={"Location": "https://evil.test/steal"})
+
+    # It should neither follow (and so re-send the key elsewhere) nor call it deleted.
+    with pytest.raises(DailyError) as caught:
+        daily.delete_room(ROOM)
+    assert caught.value.status == 301
+    assert len(mocked_daily.calls) == 1
