@@ -110,7 +110,7 @@ class BookingAdmin(admin.ModelAdmin):
             queryset |= self.model.objects.filter(Q(pk=int(term)))
         return queryset, may_have_duplicates
 
-    @admin.action(description="Send the reminder emails now")
+    @admin.action(description="Send the reminder emails now", permissions=["change"])
     def send_reminder_now(self, request, queryset):
         stats = send_reminders_for_bookings(list(queryset))
         parts = [f"{stats['emailsSent']} email(s) sent"]
@@ -133,7 +133,7 @@ class BookingAdmin(admin.ModelAdmin):
             text += f" {stats['error']}"
         self.message_user(request, text, level)
 
-    @admin.action(description="Delete the Daily room")
+    @admin.action(description="Delete the Daily room", permissions=["change"])
     def delete_daily_room(self, request, queryset):
         outcomes = Counter()
         failures = []

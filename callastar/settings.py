@@ -181,6 +181,8 @@ CRON_SCHEDULES = {
 }
 # Where the SQLite fallback of the job lock keeps its lock files.
 CRON_LOCK_DIR = env.path("CRON_LOCK_DIR", default=BASE_DIR / "var" / "locks")
+# A job is overdue once a scheduled run is this many minutes late (cron_status, health).
+CRON_OVERDUE_GRACE_MINUTES = env.int("CRON_OVERDUE_GRACE_MINUTES", default=10)
 
 # django-crontab: one line per job, each through the shared runner with trigger "cron".
 CRONJOBS = [

@@ -58,7 +58,7 @@ def render_table(statuses):
                     for flag, on in (("OVERDUE", status.overdue), ("FAILING", status.failing))
                     if on
                 )
-                or ("running" if status.running else "ok"),
+                or ("running" if status.running else "ok" if run else "waiting for first run"),
             )
         )
     widths = [max(len(row[index]) for row in rows) for index in range(len(header))]
