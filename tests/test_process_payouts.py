@@ -10,7 +10,7 @@ from io import StringIO
 
 import pytest
 import responses
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from cronlogs.models import Log
@@ -443,3 +443,52 @@ def test_it_pays_each_payout_once_when_two_processes_race(
     rows = Payout.objects.filter(pk__in=[p.pk for p in payouts])
     assert set(rows.values_list("status", flat=True)) == {Status.PROCESSING}
     assert len(set(rows.values_list("stripe_payout_id", flat=True))) == 50
+
+
+def test_it_fails_the_run_when_stripe_rejects_the_key_without_revealing_it(
+    funded_creator, make_payout, stripe_fake
+):
+    payout = make_payout(creator=funded_creator())
+    stripe_fake.fail_next(
+        "GET",
+        r"^/v1/accounts/",
+        status=401,
+        error={
+            "type": "invalid_request_error",
+            "message": f"Invalid API Key {stripe_fake.api_key}",
+        },
+    )
+    out = StringIO()
+
+    with pytest.raises(CommandError) as caught:
+        call_command("process_payouts", stdout=out)
+
+    # It should stop the run (CRON_ERROR), leave the payout APPROVED and mask the key.
+    payout.refresh_from_db()
+    assert payout.status == Status.APPROVED and stripe_fake.payout_posts() == []
+    row = Log.objects.get(type="CRON_ERROR")
+    assert "Stripe rejected the API key" in row.context["error"]
+    for text in (
+        str(caught.value),
+        out.getvalue(),
+        row.message,
+        row.error,
+        json.dumps(row.context),
+    ):
+        assert stripe_fake.api_key not in text
+
+
+def test_it_keeps_the_key_out_of_a_declined_payouts_reason_and_log(
+    funded_creator, make_payout, stripe_fake
+):
+    payout = make_payout(creator=funded_creator())
+    stripe_fake.decline_next_payout(
+        f"Request made with {stripe_fake.api_key} was invalid", code="parameter_invalid"
+    )
+
+    run(timezone.now())
+
+    payout.refresh_from_db()
+    assert payout.status == Status.FAILED and "[REDACTED]" in payout.failure_reason
+    row = Log.objects.get(type="PAYOUT_ERROR")
+    assert stripe_fake.api_key not in row.message + row.error + json.dumps(row.context)
