@@ -33,7 +33,7 @@ demo: install
 	$(PY) manage.py process_automatic_payouts $(if $(STRIPE_SECRET_KEY),,--dry-run)
 	-$(PY) manage.py cron_status
 	@echo
-	@echo "Admin: $(PY) manage.py runserver, then open http://127.0.0.1:8000/admin/"
+	@echo "Admin: make run (or DEBUG=true $(PY) manage.py runserver), then open http://127.0.0.1:8000/admin/"
 	@echo "       and sign in as staff@callastar.test / demo-staff-password"
 
 test: install lint test-postgres test-sqlite
@@ -53,9 +53,9 @@ lint: install
 bench: install
 	DATABASE_URL=$(BENCH_PG_URL) $(PY) bench/run.py
 
+# DEBUG on: the production defaults (DEBUG off) redirect plain HTTP to HTTPS.
 run: install
-	$(PY) manage.py collectstatic --noinput -v0
-	$(PY) manage.py runserver
+	DEBUG=true $(PY) manage.py runserver
 
 clean:
 	rm -rf $(VENV) var staticfiles db.sqlite3

@@ -1,7 +1,7 @@
 """Run every benchmark in bench/ (or those named on the command line) and print one table.
 
-    make bench                       # all of them, against BENCH_PG_URL
-    .venv/bin/python bench/run.py cleanup_logs
+`make bench` runs them all against BENCH_PG_URL; `.venv/bin/python bench/run.py cleanup_logs`
+runs one against the PostgreSQL database named by DATABASE_URL.
 """
 
 import importlib
