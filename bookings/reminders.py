@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from bookings.emails import booking_page_url, render_booking_reminder
@@ -313,40 +313,44 @@ def _connection_lost(exc):
 
 def _record(deliveries, *, token):
     """Store each outcome, put unattempted claims back and write the EMAIL_* rows."""
-    rows, logs = [], []
+    sent, failed, logs = [], [], []
     for delivery in deliveries:
         reminder = delivery.reminder
-        reminder.attempts += 1
         email_type = EMAIL_TYPES[reminder.recipient]
         user_id = _recipient_id(reminder)
         if delivery.sent_at:
-            reminder.status, reminder.sent_at, reminder.last_error = (
-                Status.SENT,
-                delivery.sent_at,
-                "",
-            )
+            sent.append(reminder.pk)
             logs.append(
                 logger.log_email_sent(
                     reminder.booking_id, user_id, email_type, delivery.context, save=False
                 )
             )
-        else:
-            reminder.status = Status.FAILED if delivery.permanent else Status.PENDING
-            reminder.last_error = logger.error_message(delivery.error)
-            logs.append(
-                logger.log_email_error(
-                    reminder.booking_id,
-                    user_id,
-                    email_type,
-                    delivery.error,
-                    {**delivery.context, "willRetry": not delivery.permanent},
-                    save=False,
-                )
+            continue
+        reminder.attempts += 1
+        reminder.status = Status.FAILED if delivery.permanent else Status.PENDING
+        reminder.last_error = logger.error_message(delivery.error)
+        failed.append(reminder)
+        logs.append(
+            logger.log_email_error(
+                reminder.booking_id,
+                user_id,
+                email_type,
+                delivery.error,
+                {**delivery.context, "willRetry": not delivery.permanent},
+                save=False,
             )
-        rows.append(reminder)
-    BookingReminder.objects.bulk_update(
-        rows, ["status", "sent_at", "attempts", "last_error"], batch_size=BULK_BATCH_SIZE
-    )
+        )
+    # One statement for all the sent rows (the common case); failures each carry their
+    # own error, and are few.
+    sent_at = max((delivery.sent_at for delivery in deliveries if delivery.sent_at), default=None)
+    for start in range(0, len(sent), BULK_BATCH_SIZE):
+        BookingReminder.objects.filter(pk__in=sent[start : start + BULK_BATCH_SIZE]).update(
+            status=Status.SENT, sent_at=sent_at, attempts=F("attempts") + 1, last_error=""
+        )
+    if failed:
+        BookingReminder.objects.bulk_update(
+            failed, ["status", "attempts", "last_error"], batch_size=BULK_BATCH_SIZE
+        )
     BookingReminder.objects.filter(claim_token=token, status=Status.SENDING).update(
         status=Status.PENDING
     )
