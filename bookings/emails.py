@@ -6,9 +6,11 @@ and `booking_reminder.txt` (the same content as plain text) share one context.
 
 from dataclasses import dataclass
 from datetime import UTC
+from email.utils import parseaddr
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
 from django.template.loader import get_template
 from django.utils import dateformat, translation
 
@@ -62,3 +64,31 @@ def render_booking_reminder(*, user_name, other_person_name, call_datetime, time
         text=get_template("emails/booking_reminder.txt").render(context),
         html=get_template("emails/booking_reminder.html").render(context),
     )
+
+
+def display_name(user):
+    return user.name or user.email
+
+
+def reminder_message(*, booking, role, person, other, connection=None):
+    """The reminder to `person` ("client" or "creator" of `booking`, as `role` says) about
+    their call with `other`: text and HTML parts, ready for a Django email backend."""
+    rendered = render_booking_reminder(
+        user_name=display_name(person),
+        other_person_name=display_name(other),
+        call_datetime=booking.starts_at,
+        timezone_name=person.timezone,
+        url=booking_page_url(booking.pk),
+    )
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "callastar.com"
+    message = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[person.email],
+        # The same id on a resend after a crash lets mailbox providers drop the duplicate.
+        headers={"Message-ID": f"<booking-{booking.pk}-reminder-{role}@{domain}>"},
+        connection=connection,
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    return message

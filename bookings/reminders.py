@@ -13,17 +13,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import get_connection
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from bookings.emails import booking_page_url, render_booking_reminder
+from bookings.emails import display_name, reminder_message
 from bookings.models import Booking, BookingReminder
 from cronlogs import logger
 from cronlogs.models import Log
@@ -35,7 +34,6 @@ EMAIL_TYPES = {
     Recipient.CLIENT: "booking_reminder_client",
     Recipient.CREATOR: "booking_reminder_creator",
 }
-OPEN_STATUSES = (Status.PENDING, Status.SENDING)
 DONE_STATUSES = (Status.SENT, Status.FAILED)
 # A claim this old is presumed left behind by a crashed run and may be claimed again.
 STALE_CLAIM_AFTER = timedelta(minutes=5)
@@ -245,8 +243,8 @@ def _prepare(reminder, connection):
     other_key = "creatorName" if reminder.recipient == Recipient.CLIENT else "clientName"
     context = {
         "recipientEmail": person.email,
-        "recipientName": person.name or person.email,
-        other_key: other.name or other.email,
+        "recipientName": display_name(person),
+        other_key: display_name(other),
         "callDateTime": iso_utc(booking.starts_at),
     }
     delivery = Delivery(reminder=reminder, context=context)
@@ -262,28 +260,10 @@ def _prepare(reminder, connection):
             permanent=True,
         )
         return delivery, None
-    rendered = render_booking_reminder(
-        user_name=context["recipientName"],
-        other_person_name=context[other_key],
-        call_datetime=booking.starts_at,
-        timezone_name=person.timezone,
-        url=booking_page_url(booking.pk),
+    message = reminder_message(
+        booking=booking, role=role, person=person, other=other, connection=connection
     )
-    message = EmailMultiAlternatives(
-        subject=rendered.subject,
-        body=rendered.text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[person.email],
-        # The same id on a resend after a crash lets mailbox providers drop the duplicate.
-        headers={"Message-ID": f"<booking-{booking.pk}-reminder-{role}@{_mail_domain()}>"},
-        connection=connection,
-    )
-    message.attach_alternative(rendered.html, "text/html")
     return delivery, message
-
-
-def _mail_domain():
-    return parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "callastar.com"
 
 
 def _open(connection):

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from bookings import reminders
+from bookings import emails, reminders
 from bookings.models import Booking, BookingReminder
 from bookings.reminders import send_due_reminders, send_reminders_for_bookings
 from cronlogs.models import Log
@@ -47,6 +47,23 @@ class TemporarilyRefusingBackend(LocmemBackend):
             for address in message.to:
                 if address in self.refused:
                     raise smtplib.SMTPRecipientsRefused({address: (450, b"Mailbox busy")})
+        return super().send_messages(messages)
+
+
+class DisconnectingOnceBackend(LocmemBackend):
+    """Drops the connection on the first message, like a server restarting mid-run."""
+
+    opened = 0
+    dropped = False
+
+    def open(self):
+        type(self).opened += 1
+        return super().open()
+
+    def send_messages(self, messages):
+        if not type(self).dropped:
+            type(self).dropped = True
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
         return super().send_messages(messages)
 
 
@@ -249,6 +266,27 @@ def test_it_retries_a_temporarily_refused_recipient_only(make_booking, settings)
     assert booking.reminder_sent
 
 
+def test_it_reconnects_after_a_dropped_connection_and_retries_that_email_later(
+    make_booking, settings
+):
+    settings.EMAIL_BACKEND = f"{__name__}.DisconnectingOnceBackend"
+    DisconnectingOnceBackend.opened, DisconnectingOnceBackend.dropped = 0, False
+    first = due_booking(make_booking, minutes=5)
+    second = due_booking(make_booking, minutes=6)
+
+    stats = run()
+
+    # It should reconnect once, send the three others and keep the first one due.
+    assert DisconnectingOnceBackend.opened == 2
+    assert stats["emailsSent"] == 3 and stats["emailsFailed"] == 1
+    assert reminder(first, "CLIENT").status == "PENDING"
+    assert sorted(message.to[0] for message in mail.outbox) == sorted(
+        [first.creator.user.email, second.client.email, second.creator.user.email]
+    )
+    assert run(now=NOW + timedelta(minutes=1))["emailsSent"] == 1
+    assert mail.outbox[-1].to == [first.client.email]
+
+
 def test_it_sends_through_one_smtp_connection(make_booking, smtp_settings, monkeypatch):
     opened = []
     original_open = smtplib.SMTP.connect
@@ -374,7 +412,7 @@ def test_it_gives_up_on_a_call_that_starts_during_the_run(make_booking, monkeypa
 
 def test_it_records_what_was_sent_when_the_run_crashes(make_booking, monkeypatch):
     bookings = [due_booking(make_booking, minutes=minutes) for minutes in (5, 6)]
-    real_render = reminders.render_booking_reminder
+    real_render = emails.render_booking_reminder
     calls = []
 
     def render_then_crash(**kwargs):
@@ -383,7 +421,7 @@ def test_it_records_what_was_sent_when_the_run_crashes(make_booking, monkeypatch
             raise RuntimeError("template bug")
         return real_render(**kwargs)
 
-    monkeypatch.setattr(reminders, "render_booking_reminder", render_then_crash)
+    monkeypatch.setattr(emails, "render_booking_reminder", render_then_crash)
 
     with pytest.raises(RuntimeError, match="template bug"):
         run()
