@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ImproperlyConfigured
+from django.db import models
 from django.db.models import Q
 
 from bookings.daily import DailyError
@@ -82,6 +83,8 @@ class CreatorAdmin(admin.ModelAdmin):
 
 @admin.register(Booking)
 class BookingAdmin(admin.ModelAdmin):
+    # Daily room URLs are https; also Django 6's default for scheme-less input.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = (
         "__str__",
         "starts_at",
