@@ -33,6 +33,18 @@ def _isolated_lock_dir(tmp_path, settings):
 
 
 @pytest.fixture(autouse=True)
+def _plain_http(settings):
+    # Production sits behind TLS (SECURE_SSL_REDIRECT); the test client speaks plain HTTP.
+    settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture
+def staff_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness would make every make_user() take ~0.3 s.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -16,18 +16,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/bookings/booking/"
 
 
-@pytest.fixture(autouse=True)
-def _plain_http(settings):
-    # Production sits behind TLS (SECURE_SSL_REDIRECT); the test client speaks plain HTTP.
-    settings.SECURE_SSL_REDIRECT = False
-
-
-@pytest.fixture
-def staff_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def run_action(client, action, bookings):
     response = client.post(
         CHANGELIST,

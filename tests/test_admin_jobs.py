@@ -18,12 +18,6 @@ JOBS_PAGE = "/admin/cronlogs/cronjob/"
 RUN_URL = "/admin/cronlogs/cronjob/cleanup-logs/run/"
 
 
-@pytest.fixture(autouse=True)
-def _plain_http(settings):
-    # Production sits behind TLS (SECURE_SSL_REDIRECT); the test client speaks plain HTTP.
-    settings.SECURE_SSL_REDIRECT = False
-
-
 def staff(make_user, *codenames):
     user = make_user(is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))

@@ -16,12 +16,6 @@ pytestmark = pytest.mark.django_db
 LOG_PAGES = ["log", "cronrun", "emaillog", "dailyroomlog"]
 
 
-@pytest.fixture(autouse=True)
-def _plain_http(settings):
-    # Production sits behind TLS (SECURE_SSL_REDIRECT); the test client speaks plain HTTP.
-    settings.SECURE_SSL_REDIRECT = False
-
-
 @pytest.fixture
 def log_viewer(make_user):
     """Staff who may read logs (the "Can view log" permission) and nothing more."""

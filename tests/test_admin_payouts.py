@@ -14,18 +14,6 @@ Status = Payout.Status
 CHANGELIST = "/admin/payouts/payout/"
 
 
-@pytest.fixture(autouse=True)
-def _plain_http(settings):
-    # Production sits behind TLS (SECURE_SSL_REDIRECT); the test client speaks plain HTTP.
-    settings.SECURE_SSL_REDIRECT = False
-
-
-@pytest.fixture
-def staff_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def post_action(client, action, payouts, **extra):
     return client.post(
         CHANGELIST,

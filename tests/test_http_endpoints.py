@@ -17,12 +17,6 @@ pytestmark = pytest.mark.django_db
 SECRET = "s3cr3t-cron-value-for-tests-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def _plain_http(settings):
-    # Production sits behind TLS (SECURE_SSL_REDIRECT); the test client speaks plain HTTP.
-    settings.SECURE_SSL_REDIRECT = False
-
-
 @pytest.fixture
 def fake_job(monkeypatch, settings):
     """A job `fake-job` that counts its runs and fails when told to."""
