@@ -1,7 +1,9 @@
 """Run manage.py or Python in a child process against the database the tests use."""
 
+import os
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,3 +58,48 @@ def held_job_lock(job_name):
             yield
     finally:
         other.close()
+
+
+def wait_for_start_signal(timeout=60):
+    """In a child started by `race()`: say it is ready, then wait for the common start."""
+    Path(os.environ["RACE_READY_FILE"]).touch()
+    go, deadline = Path(os.environ["RACE_GO_FILE"]), time.monotonic() + timeout
+    while not go.exists():
+        assert time.monotonic() < deadline, "no start signal"
+        time.sleep(0.001)
+
+
+def race(code, envs, workdir, timeout=120):
+    """Run `python -c code` once per environment in `envs`, released at the same moment.
+
+    The children call `wait_for_start_signal()` once Django is set up (start-up takes
+    different times), so the work itself starts together. Returns each child's
+    (returncode, stdout, stderr).
+    """
+    go = Path(workdir) / "go"
+    ready = [Path(workdir) / f"ready-{index}" for index in range(len(envs))]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env={**env, "RACE_READY_FILE": str(flag), "RACE_GO_FILE": str(go)},
+            cwd=PROJECT_DIR,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for env, flag in zip(envs, ready, strict=True)
+    ]
+    try:
+        deadline = time.monotonic() + timeout
+        while not all(flag.exists() for flag in ready):
+            assert all(child.poll() is None for child in children), "a child died starting"
+            assert time.monotonic() < deadline, "the children did not start"
+            time.sleep(0.01)
+        go.touch()
+        outputs = [child.communicate(timeout=timeout) for child in children]
+    finally:
+        for child in children:
+            child.kill()
+    return [
+        (child.returncode, out, err) for child, (out, err) in zip(children, outputs, strict=True)
+    ]

@@ -1,7 +1,6 @@
 """cleanup-logs: per-level retention, in batches, once at a time."""
 
 import json
-import time
 from datetime import timedelta
 from io import StringIO
 
@@ -12,7 +11,7 @@ from django.utils import timezone
 from cronlogs.logger import write_log
 from cronlogs.models import Log
 from cronlogs.retention import cleanup_logs
-from tests.processes import start_manage
+from tests.processes import race, start_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -153,47 +152,31 @@ def test_it_prints_a_human_summary():
 
 
 SLOW_CHILD = """
-import os, time
+import time
 import django
 django.setup()
 from cronlogs import retention
+from tests.processes import wait_for_start_signal
 original = retention.delete_expired_range
 def slow_batch(*args, **kwargs):
     time.sleep(1.5)  # hold the job's lock long enough for the other process to meet it
     return original(*args, **kwargs)
 retention.delete_expired_range = slow_batch
-start_at = float(os.environ["START_AT"])
-time.sleep(max(0, start_at - time.time()))
+wait_for_start_signal()
 from django.core.management import execute_from_command_line
 execute_from_command_line(["manage.py", "cleanup_logs", "--json"])
 """
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_runs_once_when_two_processes_start_at_the_same_moment(subprocess_env):
-    import subprocess
-    import sys
-
-    from tests.processes import PROJECT_DIR
-
+def test_it_runs_once_when_two_processes_start_at_the_same_moment(subprocess_env, tmp_path):
     make_log("INFO", timedelta(days=45))
-    env = {**subprocess_env, "START_AT": str(time.time() + 2.0)}
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", SLOW_CHILD],
-            env=env,
-            cwd=PROJECT_DIR,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = [child.communicate(timeout=60) for child in children]
+
+    outcomes = race(SLOW_CHILD, [subprocess_env, subprocess_env], tmp_path)
 
     # It should let one process run and make the other record CRON_SKIPPED; both exit 0.
-    assert [child.returncode for child in children] == [0, 0], outputs
-    statuses = sorted(json.loads(stdout)["status"] for stdout, _ in outputs)
+    assert [returncode for returncode, _, _ in outcomes] == [0, 0], outcomes
+    statuses = sorted(json.loads(stdout)["status"] for _, stdout, _ in outcomes)
     assert statuses == ["skipped", "success"]
     assert sorted(Log.objects.values_list("type", flat=True)) == ["CRON_RUN", "CRON_SKIPPED"]
     assert Log.objects.get(type="CRON_RUN").context["infoDeleted"] == 1

@@ -1,9 +1,6 @@
 """process-payouts: pay APPROVED payouts on Stripe exactly once, settle PROCESSING ones."""
 
 import json
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -18,7 +15,7 @@ from cronlogs.runner import run_job
 from payouts import processing
 from payouts.models import Payout
 from payouts.processing import pay_approved_payouts, process_payouts
-from tests.processes import PROJECT_DIR
+from tests.processes import race
 from tests.stripe_fake import served_stripe
 
 pytestmark = pytest.mark.django_db
@@ -388,12 +385,12 @@ def test_the_command_runs_the_job_through_the_runner(funded_creator, make_payout
 
 
 CHILD = """
-import json, sys, time
+import json
 import django
 django.setup()
 from payouts.processing import pay_approved_payouts
-start_at = float(sys.argv[1])
-time.sleep(max(0.0, start_at - time.time()))
+from tests.processes import wait_for_start_signal
+wait_for_start_signal()
 stats = pay_approved_payouts()
 print(json.dumps({"succeeded": stats["succeeded"], "errors": stats["errors"]}))
 """
@@ -402,7 +399,7 @@ print(json.dumps({"succeeded": stats["succeeded"], "errors": stats["errors"]}))
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_it_pays_each_payout_once_when_two_processes_race(
-    make_creator, make_payout, subprocess_env
+    make_creator, make_payout, subprocess_env, tmp_path
 ):
     with served_stripe() as (fake, base_url):
         payouts = []
@@ -416,24 +413,11 @@ def test_it_pays_each_payout_once_when_two_processes_race(
             "STRIPE_API_BASE": base_url,
             "STRIPE_MAX_NETWORK_RETRIES": "2",
         }
-        start_at = str(time.time() + 2.0)
-        children = [
-            subprocess.Popen(
-                [sys.executable, "-c", CHILD, start_at],
-                env=env,
-                cwd=PROJECT_DIR,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(2)
-        ]
-        outputs = [child.communicate(timeout=120) for child in children]
+        outcomes = race(CHILD, [env, env], tmp_path)
 
     # Both workers should finish cleanly, between them paying all 50.
-    for child, (_stdout, stderr) in zip(children, outputs, strict=True):
-        assert child.returncode == 0, stderr
-    results = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+    assert [returncode for returncode, _, _ in outcomes] == [0, 0], outcomes
+    results = [json.loads(stdout.strip().splitlines()[-1]) for _, stdout, _ in outcomes]
     assert sum(result["succeeded"] for result in results) == 50
     assert all(result["errors"] == [] for result in results)
 

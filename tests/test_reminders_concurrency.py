@@ -1,7 +1,6 @@
 """Two processes reminding the same bookings at the same moment: one email per recipient."""
 
 import json
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -11,21 +10,22 @@ from django.utils import timezone
 
 from bookings.models import Booking, BookingReminder, Creator
 from cronlogs.models import Log
-from tests.processes import start_manage
+from tests.processes import race
 
 BOOKINGS = 200
 
-# Runs in each child (`manage.py shell -c`): the reminder service called directly, past
+# Runs in each child: the reminder service called directly, past
 # the job lock, as the cron job or as the admin's "send reminder now" would call it.
 CHILD = """
-import json, os, time
+import json, os
+import django
+django.setup()
 from django.utils import timezone
 from bookings.models import Booking
 from bookings.reminders import send_due_reminders, send_reminders_for_bookings
+from tests.processes import wait_for_start_signal
 
-open(os.environ["RACE_READY_FILE"], "w").close()
-while not os.path.exists(os.environ["RACE_GO_FILE"]):
-    time.sleep(0.001)
+wait_for_start_signal()
 if os.environ["RACE_MODE"] == "cron":
     stats = {}
     send_due_reminders(now=timezone.now(), dry_run=False, stats=stats)
@@ -58,37 +58,18 @@ def create_due_bookings(count):
     return {user.email for user in users}
 
 
-def wait_for(paths, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not all(path.exists() for path in paths):
-        assert time.monotonic() < deadline, "the child processes did not start"
-        time.sleep(0.01)
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("modes", [("cron", "cron"), ("cron", "admin")])
 def test_it_sends_exactly_one_email_per_recipient_when_two_processes_race(
     modes, smtp_server, subprocess_env, tmp_path
 ):
     addresses = create_due_bookings(BOOKINGS)
-    go = tmp_path / "go"
-    children = []
-    for index, mode in enumerate(modes):
-        env = {
-            **subprocess_env,
-            "EMAIL_URL": f"smtp://{smtp_server.host}:{smtp_server.port}",
-            "RACE_MODE": mode,
-            "RACE_READY_FILE": str(tmp_path / f"ready-{index}"),
-            "RACE_GO_FILE": str(go),
-        }
-        children.append(start_manage(["shell", "-c", CHILD], env))
-    wait_for([tmp_path / f"ready-{index}" for index in range(len(modes))])
-    go.touch()
-    outputs = [child.communicate(timeout=120) for child in children]
+    smtp = {**subprocess_env, "EMAIL_URL": f"smtp://{smtp_server.host}:{smtp_server.port}"}
 
-    for child, (_stdout, stderr) in zip(children, outputs, strict=True):
-        assert child.returncode == 0, stderr
-    stats = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+    outcomes = race(CHILD, [{**smtp, "RACE_MODE": mode} for mode in modes], tmp_path)
+
+    assert [returncode for returncode, _, _ in outcomes] == [0, 0], outcomes
+    stats = [json.loads(stdout.strip().splitlines()[-1]) for _, stdout, _ in outcomes]
 
     # It should deliver 400 emails: every recipient exactly once, none missing.
     assert len(smtp_server.messages) == 2 * BOOKINGS
