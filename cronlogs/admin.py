@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
@@ -140,7 +141,7 @@ class LogAdminBase(admin.ModelAdmin):
 
     @admin.display(description="time", ordering="created_at")
     def time(self, obj):
-        return obj.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M:%S")
 
     @admin.display(description="context")
     def formatted_context(self, obj):

@@ -1,5 +1,6 @@
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.utils import timezone
 
 
 class ContextKey(models.Func):
@@ -94,7 +95,10 @@ class Log(models.Model):
         permissions = [("run_cron_jobs", "Can run cron jobs by hand from the admin")]
 
     def __str__(self):
-        return f"{self.type} {self.created_at:%Y-%m-%d %H:%M:%S} {self.message[:60]}"
+        created = (
+            f"{timezone.localtime(self.created_at):%Y-%m-%d %H:%M:%S}" if self.created_at else "new"
+        )
+        return f"{self.type} {created} {self.message[:60]}"
 
 
 # Proxies give the admin one page per kind of row ("Cron runs", "Email logs", ...) and the
