@@ -76,6 +76,8 @@ def pay_payout(payout, *, now, accounts):
         if reason:
             return Outcome("skipped", reason)
         amount = to_minor_units(payout.amount, payout.currency)
+        if amount <= 0:
+            raise ValueError(f"A payout must be more than zero, not {payout.amount}")
         available = stripe_client.retrieve_balance(creator.stripe_account_id)
     except ValueError as exc:
         return fail_payout(payout, str(exc), from_status=Status.APPROVED, now=now)

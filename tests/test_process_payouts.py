@@ -106,6 +106,22 @@ def test_it_pays_oldest_first_and_fails_what_the_balance_cannot_cover(
     assert error_row.context["payoutId"] == newer.pk and error_row.level == "ERROR"
 
 
+@pytest.mark.parametrize("amount", [Decimal("0.00"), Decimal("-25.00")])
+def test_it_fails_a_payout_of_zero_or_less_without_calling_stripe(
+    funded_creator, make_payout, stripe_fake, now, amount
+):
+    payout = make_payout(creator=funded_creator(), amount=amount)
+
+    stats = run(now)
+
+    # It should refuse the malformed row with a clear reason and send nothing to Stripe.
+    payout.refresh_from_db()
+    assert payout.status == Status.FAILED
+    assert payout.failure_reason == f"A payout must be more than zero, not {amount}"
+    assert stripe_fake.creations == []
+    assert stats["failed"] == 1 and stats["succeeded"] == 0
+
+
 def test_it_skips_blocked_unonboarded_and_payouts_disabled_creators(
     funded_creator, make_creator, make_payout, stripe_fake, now
 ):
