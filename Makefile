@@ -23,14 +23,12 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: install
-	@mkdir -p var
+	@mkdir -p var/demo-mail
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	$(PY) manage.py cleanup_logs
-	$(PY) manage.py send_booking_reminders
-	$(PY) manage.py cleanup_daily_rooms $(if $(DAILY_API_KEY),,--dry-run)
-	$(PY) manage.py process_payouts $(if $(STRIPE_SECRET_KEY),,--dry-run)
-	$(PY) manage.py process_automatic_payouts $(if $(STRIPE_SECRET_KEY),,--dry-run)
+	EMAIL_URL=filemail://$(CURDIR)/var/demo-mail $(PY) manage.py run_all_jobs --dry-run-if-unconfigured
+	@echo "Full reminder emails: var/demo-mail/ (one file per SMTP session)"
+	@echo
 	-$(PY) manage.py cron_status
 	@echo
 	@echo "Admin: make run (or DEBUG=true $(PY) manage.py runserver), then open http://127.0.0.1:8000/admin/"

@@ -1,22 +1,23 @@
 """Admin for people, creators and bookings, with the booking actions staff need by hand.
 
-The actions go through the same services as the jobs (`bookings.reminders`,
-`bookings.room_cleanup`), so the same rules apply and the same log rows are written.
+The actions do part of a job's work through the shared runner (`run_as_staff`): under the
+job's lock, with a run row naming who asked, and with the same services as the jobs
+(`bookings.reminders`, `bookings.room_cleanup`), so the same rules and log rows apply.
 """
 
-from collections import Counter
+from functools import partial
 
 from django.contrib import admin, messages
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.db.models import Q
 
-from bookings.daily import DailyError
 from bookings.models import Booking, Creator, User
-from bookings.reminders import send_reminders_for_bookings
-from bookings.room_cleanup import delete_booking_room
+from bookings.reminders import remind_bookings_now
+from bookings.room_cleanup import delete_booking_rooms
+from cronlogs.admin_jobs import run_as_staff, run_message
+from cronlogs.runner import RunStatus
 
 
 class UserCreationForm(auth_forms.AdminUserCreationForm):
@@ -115,8 +116,14 @@ class BookingAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send the reminder emails now", permissions=["change"])
     def send_reminder_now(self, request, queryset):
-        stats = send_reminders_for_bookings(list(queryset))
-        parts = [f"{stats['emailsSent']} email(s) sent"]
+        ids = list(queryset.values_list("pk", flat=True))
+        task = partial(remind_bookings_now, booking_ids=ids)
+        result = run_as_staff(request, "send-booking-reminders", task=task)
+        if result.status == RunStatus.SKIPPED:
+            self.message_user(request, run_message(result), messages.WARNING)
+            return
+        stats = result.stats
+        parts = [f"{stats.get('emailsSent', 0)} email(s) sent"]
         for key, label in (
             ("emailsFailed", "failed"),
             ("alreadySent", "already sent before"),
@@ -128,36 +135,32 @@ class BookingAdmin(admin.ModelAdmin):
             parts.append(
                 f"{stats['skipped']} booking(s) skipped (not confirmed or already started)"
             )
-        level = (
-            messages.ERROR if stats.get("error") or stats.get("emailsFailed") else messages.SUCCESS
-        )
         text = f"Reminders: {', '.join(parts)}."
         if stats.get("error"):
             text += f" {stats['error']}"
-        self.message_user(request, text, level)
+        if result.error:
+            text += f" {result.error}"
+        failed = result.failed or stats.get("error") or stats.get("emailsFailed")
+        self.message_user(request, text, messages.ERROR if failed else messages.SUCCESS)
 
     @admin.action(description="Delete the Daily room", permissions=["change"])
     def delete_daily_room(self, request, queryset):
-        outcomes = Counter()
-        failures = []
-        for booking in queryset.filter(daily_room_name__isnull=False).exclude(daily_room_name=""):
-            try:
-                outcomes[delete_booking_room(booking, deleted_by="admin")] += 1
-            except ImproperlyConfigured as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                return
-            except DailyError as exc:
-                failures.append(f"{booking}: {exc}")
-        without_room = queryset.count() - sum(outcomes.values()) - len(failures)
+        ids = list(queryset.values_list("pk", flat=True))
+        task = partial(delete_booking_rooms, booking_ids=ids, deleted_by="admin")
+        result = run_as_staff(request, "cleanup-daily-rooms", task=task)
+        if result.status == RunStatus.SKIPPED or (result.failed and not result.stats):
+            self.message_user(request, run_message(result), messages.ERROR)
+            return
+        stats = result.stats
         summary = (
-            f"Daily rooms: {outcomes['deleted']} deleted, "
-            f"{outcomes['already_gone']} already gone on Daily, {without_room} without a room"
+            f"Daily rooms: {stats.get('roomsDeleted', 0)} deleted, "
+            f"{stats.get('roomsAlreadyDeleted', 0)} already gone on Daily, "
+            f"{stats.get('withoutRoom', 0)} without a room"
         )
-        if failures:
+        if stats.get("roomsFailed") or result.failed:
+            error = f": {result.error}" if result.error else " (see Daily room logs)"
             self.message_user(
-                request,
-                f"{summary}, {len(failures)} failed (see Daily room logs): {'; '.join(failures)}",
-                messages.ERROR,
+                request, f"{summary}, {stats.get('roomsFailed', 0)} failed{error}", messages.ERROR
             )
         else:
             self.message_user(request, f"{summary}.", messages.SUCCESS)

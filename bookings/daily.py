@@ -15,16 +15,17 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
+from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import quote
 
 import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+from cronlogs.providers import ErrorKind, ProviderError, kind_for_status
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # A Retry-After longer than this is cut short: the run is hourly, and a room whose retries
@@ -34,22 +35,12 @@ BACKOFF_MAX_SECONDS = 30
 # DELETEs that may overlap in `delete_rooms`. The pacer alone sets the rate; overlap only
 # keeps network latency and the caller's own work from slowing the rate down.
 DELETES_IN_FLIGHT = 4
-ERROR_TEXT_MAX_CHARS = 300
 
 
-class DailyError(Exception):
-    """A Daily call failed: `status` is the HTTP status (None when no response came back)
-    and `message` Daily's own error text. Never carries the API key."""
+class DailyError(ProviderError):
+    """A Daily call failed (`kind`, `http_status`, Daily's own text); never carries the key."""
 
-    def __init__(self, message, *, status=None):
-        self.status = status
-        self.message = message
-        super().__init__(message)
-
-    def __str__(self):
-        if self.status is None:
-            return f"Daily API request failed: {self.message}"
-        return f"Daily API error {self.status}: {self.message}"
+    provider = "Daily"
 
 
 class DeleteOutcome(StrEnum):
@@ -122,11 +113,6 @@ class DailyClient:
         backoff_factor=0.5,
         delete_rate_per_second=1.5,
     ):
-        if not api_key:
-            raise ImproperlyConfigured(
-                "DAILY_API_KEY is not set: add it to the environment (or .env) to call Daily; "
-                "`manage.py cleanup_daily_rooms --dry-run` lists the rooms without it."
-            )
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         self._api_key = api_key
@@ -155,7 +141,7 @@ class DailyClient:
         """The API URL of room `name`; the name is one path segment, whatever it holds."""
         if name in ("", ".", ".."):
             # "." and ".." would be resolved as dot-segments and address another endpoint.
-            raise DailyError(f"invalid room name {name!r}")
+            raise DailyError(f"invalid room name {name!r}", kind=ErrorKind.INVALID)
         return f"{self.api_url}/rooms/{quote(name, safe='')}"
 
     def room_exists(self, name):
@@ -217,15 +203,20 @@ class DailyClient:
             return self.session.request(method, url, timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
             self.delete_pacer.hold_off()
-            raise DailyError(f"{method} /rooms/{name}: {_cause(exc)}") from exc
+            raise DailyError(
+                f"{method} /rooms/{name}: {_cause(exc)}", kind=ErrorKind.UNAVAILABLE
+            ) from exc
 
     def _error(self, response):
         body = _json(response)
         text = body.get("info") or body.get("error") or response.text or response.reason or ""
         if body.get("error") and body.get("info"):
             text = f"{body['error']}: {body['info']}"
-        text = str(text).replace(self._api_key, "[REDACTED]")[:ERROR_TEXT_MAX_CHARS]
-        return DailyError(text, status=response.status_code)
+        text = str(text).replace(self._api_key, "[REDACTED]")
+        status = response.status_code
+        # A redirect is never followed (the key would go with it): an error we cannot use.
+        kind = ErrorKind.INVALID if 300 <= status < 400 else kind_for_status(status)
+        return DailyError(text, kind=kind, http_status=status)
 
 
 def _cause(exc):
@@ -256,40 +247,55 @@ def _was_retried(response):
     return bool(getattr(retries, "history", ()))
 
 
-_client = None
-_client_lock = threading.Lock()
+def require_configured():
+    """Raise ImproperlyConfigured, naming the variable, when no Daily key is set."""
+    if not settings.DAILY_API_KEY:
+        raise ImproperlyConfigured(
+            "DAILY_API_KEY is not set: add it to the environment (or .env) to call Daily; "
+            "`manage.py cleanup_daily_rooms --dry-run` lists the rooms without it."
+        )
 
 
-def get_client():
-    """The process's client, built from settings on first use.
+def is_configured():
+    return bool(settings.DAILY_API_KEY)
+
+
+def client():
+    """The process's Daily client for the current settings (one session, one pacer).
 
     Raises ImproperlyConfigured naming DAILY_API_KEY when the key is not set.
     """
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = DailyClient(
-                api_key=settings.DAILY_API_KEY,
-                api_url=settings.DAILY_API_URL,
-                timeout=settings.DAILY_TIMEOUT_SECONDS,
-                max_retries=settings.DAILY_MAX_RETRIES,
-                backoff_factor=settings.DAILY_BACKOFF_FACTOR,
-                delete_rate_per_second=settings.DAILY_DELETE_RATE_PER_SECOND,
-            )
-        return _client
+    require_configured()
+    return _client(
+        settings.DAILY_API_KEY,
+        settings.DAILY_API_URL,
+        settings.DAILY_TIMEOUT_SECONDS,
+        settings.DAILY_MAX_RETRIES,
+        settings.DAILY_BACKOFF_FACTOR,
+        settings.DAILY_DELETE_RATE_PER_SECOND,
+    )
 
 
-@receiver(setting_changed)
-def _forget_client(*, setting, **kwargs):
-    global _client
-    if setting.startswith("DAILY_"):
-        with _client_lock:
-            _client = None
+@lru_cache(maxsize=4)
+def _client(api_key, api_url, timeout, max_retries, backoff_factor, delete_rate_per_second):
+    # Cached per settings, so one run reuses one session (keep-alive) and one pacer.
+    return DailyClient(
+        api_key=api_key,
+        api_url=api_url,
+        timeout=timeout,
+        max_retries=max_retries,
+        backoff_factor=backoff_factor,
+        delete_rate_per_second=delete_rate_per_second,
+    )
 
 
 def room_exists(name):
-    return get_client().room_exists(name)
+    return client().room_exists(name)
 
 
 def delete_room(name):
-    return get_client().delete_room(name)
+    return client().delete_room(name)
+
+
+def delete_rooms(names):
+    return client().delete_rooms(names)

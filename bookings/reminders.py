@@ -20,13 +20,13 @@ from django.core.mail import get_connection
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
-from django.utils import timezone
 
 from bookings.emails import display_name, reminder_message
 from bookings.models import Booking, BookingReminder
 from cronlogs import logger
+from cronlogs.logger import iso_utc
 from cronlogs.models import Log
-from cronlogs.runner import iso_utc
+from cronlogs.work import ItemOutcome
 
 Recipient, Status = BookingReminder.Recipient, BookingReminder.Status
 
@@ -64,9 +64,10 @@ def due_bookings_filter(*, now):
     )
 
 
-def send_due_reminders(*, now, dry_run, stats):
+def send_due_reminders(run):
     """Remind both people of every CONFIRMED booking whose reminder is not done and that
     starts within the next 20 minutes without having started, so a missed run catches up."""
+    now, stats = run.now, run.stats
     min_time, max_time = due_window(now=now)
     stats.update(
         totalBookings=0,
@@ -80,66 +81,93 @@ def send_due_reminders(*, now, dry_run, stats):
     scope = due_bookings_filter(now=now)
     booking_ids = list(Booking.objects.filter(scope).order_by("pk").values_list("pk", flat=True))
     stats["totalBookings"] = len(booking_ids)
-    if dry_run:
-        done = BookingReminder.objects.filter(
-            booking_id__in=booking_ids, status__in=DONE_STATUSES
-        ).count()
-        stats["alreadySent"] = done
-        stats["emailsToSend"] = stats["itemsProcessed"] = 2 * len(booking_ids) - done
+    if run.dry_run:
+        plan_reminders(booking_ids, run=run)
         return
-    smtp_error = _remind(booking_ids, scope=scope, now=now, stats=stats)
-    if smtp_error is not None:
+    smtp_error = _remind(booking_ids, scope=scope, run=run)
+    if smtp_error is not None and not stats["emailsSent"]:
         raise ReminderDeliveryError(
             f"SMTP server unavailable ({logger.error_message(smtp_error)}); "
             f"{stats['emailsFailed']} reminder(s) will be retried by the next run"
         ) from smtp_error
 
 
-def send_reminders_for_bookings(bookings, *, now=None):
+def remind_bookings_now(run, *, booking_ids):
     """Send the reminders of the given bookings now (the admin's "send reminder now").
 
     Ignores how far away the call is, but keeps the other rules: CONFIRMED bookings only,
-    never after the call has started, never twice to the same person. Returns the stats.
+    never after the call has started, never twice to the same person.
     """
-    now = now or timezone.now()
-    pks = sorted({getattr(booking, "pk", booking) for booking in bookings})
-    stats = {
-        "totalBookings": len(pks),
-        "skipped": 0,
-        "emailsSent": 0,
-        "emailsFailed": 0,
-        "alreadySent": 0,
-        "emailsDeferred": 0,
-        "itemsProcessed": 0,
-    }
+    now, stats = run.now, run.stats
+    pks = sorted(set(booking_ids))
+    stats.update(
+        totalBookings=len(pks),
+        skipped=0,
+        emailsSent=0,
+        emailsFailed=0,
+        alreadySent=0,
+        emailsDeferred=0,
+        itemsProcessed=0,
+    )
     eligible = list(
         Booking.objects.filter(
             pk__in=pks, status=Booking.Status.CONFIRMED, starts_at__gt=now
         ).values_list("pk", "reminder_sent")
     )
-    booking_ids = [pk for pk, reminder_sent in eligible if not reminder_sent]
+    open_ids = [pk for pk, reminder_sent in eligible if not reminder_sent]
     stats["skipped"] = len(pks) - len(eligible)
-    stats["alreadySent"] = 2 * (len(eligible) - len(booking_ids))
-    scope = Q(pk__in=booking_ids, status=Booking.Status.CONFIRMED, starts_at__gt=now)
-    smtp_error = _remind(booking_ids, scope=scope, now=now, stats=stats)
+    stats["alreadySent"] = 2 * (len(eligible) - len(open_ids))
+    scope = Q(pk__in=open_ids, status=Booking.Status.CONFIRMED, starts_at__gt=now)
+    if run.dry_run:
+        plan_reminders(open_ids, run=run)
+        return
+    smtp_error = _remind(open_ids, scope=scope, run=run)
     if smtp_error is not None:
         stats["error"] = f"SMTP server unavailable: {logger.error_message(smtp_error)}"
-    stats.pop("itemsProcessed")
-    return stats
 
 
-def _remind(booking_ids, *, scope, now, stats):
+def plan_reminders(booking_ids, *, run):
+    """What a real run would do with the reminders of `booking_ids`, in `run.stats`:
+    `emailsToSend` (= itemsProcessed) and `emailsToRefuse`, with one detail line each."""
+    stats = run.stats
+    states = {
+        (booking_id, recipient): status
+        for booking_id, recipient, status in BookingReminder.objects.filter(
+            booking_id__in=booking_ids
+        ).values_list("booking_id", "recipient", "status")
+    }
+    stats.update(emailsToSend=0, emailsToRefuse=0)
+    bookings = Booking.objects.filter(pk__in=booking_ids).select_related("client", "creator__user")
+    for booking in bookings.order_by("starts_at", "pk"):
+        for recipient in (Recipient.CLIENT, Recipient.CREATOR):
+            if states.get((booking.pk, recipient), Status.PENDING) in DONE_STATUSES:
+                stats["alreadySent"] += 1
+                continue
+            person, _ = _people(booking, recipient)
+            problem = recipient_problem(person, recipient.lower())
+            email_type = EMAIL_TYPES[recipient]
+            if problem:
+                stats["emailsToRefuse"] += 1
+                run.detail(f"would not send {email_type} (booking {booking.pk}): {problem}")
+            else:
+                stats["emailsToSend"] += 1
+                run.detail(f"would send {email_type} to {person.email} (booking {booking.pk})")
+    stats["itemsProcessed"] = stats["emailsToSend"]
+
+
+def _remind(booking_ids, *, scope, run):
     """Claim, send and record the open reminders of `booking_ids` (bookings matching
     `scope`). Returns the connection error if the SMTP server could not be reached."""
     if not booking_ids:
         return None
+    now, stats = run.now, run.stats
     _create_reminder_rows(booking_ids)
     token = uuid.uuid4()
     claimed = claim_reminders(scope, now=now, token=token)
     stats["alreadySent"] += 2 * len(booking_ids) - len(claimed)
     deliveries = []
     try:
-        return _send(claimed, deliveries, now=now, stats=stats)
+        return _send(claimed, deliveries, run=run)
     finally:
         # Recorded even if the run dies half way, so what was sent is never sent again.
         _record(deliveries, token=token)
@@ -193,14 +221,17 @@ class Delivery:
         self.error, self.permanent = error, permanent
 
 
-def _send(claimed, deliveries, *, now, stats):
+def _send(claimed, deliveries, *, run):
+    now = run.now
     connection = get_connection()
     smtp_error = _open(connection)
     started = time.monotonic()
+    out_of_time = False
     try:
         for reminder in claimed:
             elapsed = timedelta(seconds=time.monotonic() - started)
-            if elapsed >= SEND_DEADLINE:
+            out_of_time = run.time_is_up()
+            if elapsed >= SEND_DEADLINE or out_of_time:
                 break  # The rest goes back to the queue unattempted.
             delivery, message = _prepare(reminder, connection)
             deliveries.append(delivery)
@@ -222,24 +253,53 @@ def _send(claimed, deliveries, *, now, stats):
                     delivery.fail(exc, permanent=False)
                     if _connection_lost(exc):
                         smtp_error = _reopen(connection)
-            if delivery.sent_at:
-                stats["emailsSent"] += 1
-                stats["itemsProcessed"] = stats["emailsSent"]
-            else:
-                stats["emailsFailed"] += 1
+            _count(delivery, run)
     finally:
         _close(connection)
+    if out_of_time:
+        run.check_time()
     return smtp_error
+
+
+def _count(delivery, run):
+    stats, email = run.stats, delivery.context["recipientEmail"]
+    email_type = EMAIL_TYPES[delivery.reminder.recipient]
+    booking_id = delivery.reminder.booking_id
+    if delivery.sent_at:
+        stats["emailsSent"] += 1
+        stats["itemsProcessed"] = stats["emailsSent"]
+        run.count(ItemOutcome.DONE)
+        run.detail(f"sent {email_type} to {email} (booking {booking_id})")
+        return
+    stats["emailsFailed"] += 1
+    error = logger.error_message(delivery.error)
+    # A refused or missing address is the recipient's own problem; SMTP trouble is ours.
+    run.count(ItemOutcome.REFUSED if delivery.permanent else ItemOutcome.FAILED, error)
+    run.detail(f"failed {email_type} to {email or '-'} (booking {booking_id}): {error}")
+
+
+def _people(booking, recipient):
+    """(the person the reminder goes to, the person they are meeting)."""
+    client, creator = booking.client, booking.creator.user
+    return (client, creator) if recipient == Recipient.CLIENT else (creator, client)
+
+
+def recipient_problem(person, role):
+    """Why `person` cannot be emailed at all (a permanent failure), or ""."""
+    if not person.email:
+        return f"The {role} (user {person.pk}) has no email address"
+    try:
+        validate_email(person.email)
+    except ValidationError:
+        return f"The {role} (user {person.pk}) has an invalid email address: {person.email!r}"
+    return ""
 
 
 def _prepare(reminder, connection):
     """The delivery record and the message for one reminder; the delivery carries an
     error instead when the data needed to send it is missing."""
     booking = reminder.booking
-    client, creator = booking.client, booking.creator.user
-    person, other = (
-        (client, creator) if reminder.recipient == Recipient.CLIENT else (creator, client)
-    )
+    person, other = _people(booking, reminder.recipient)
     other_key = "creatorName" if reminder.recipient == Recipient.CLIENT else "clientName"
     context = {
         "recipientEmail": person.email,
@@ -249,16 +309,9 @@ def _prepare(reminder, connection):
     }
     delivery = Delivery(reminder=reminder, context=context)
     role = reminder.recipient.lower()
-    if not person.email:
-        delivery.fail(f"The {role} (user {person.pk}) has no email address", permanent=True)
-        return delivery, None
-    try:
-        validate_email(person.email)
-    except ValidationError:
-        delivery.fail(
-            f"The {role} (user {person.pk}) has an invalid email address: {person.email!r}",
-            permanent=True,
-        )
+    problem = recipient_problem(person, role)
+    if problem:
+        delivery.fail(problem, permanent=True)
         return delivery, None
     message = reminder_message(
         booking=booking, role=role, person=person, other=other, connection=connection

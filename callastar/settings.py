@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from cronlogs.jobs import JOBS, cronjobs
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -42,6 +44,7 @@ INSTALLED_APPS = [
     "cronlogs",
     "bookings",
     "payouts",
+    "callastar",
 ]
 
 MIDDLEWARE = [
@@ -169,27 +172,24 @@ LOG_RETENTION_BATCH_SIZE = env.int("LOG_RETENTION_BATCH_SIZE", default=10_000)
 REMINDER_LEAD_MINUTES = env.int("REMINDER_LEAD_MINUTES", default=15)
 REMINDER_CADENCE_MINUTES = env.int("REMINDER_CADENCE_MINUTES", default=5)
 
-# Cron schedules, overridable per job: CRON_SCHEDULE_SEND_BOOKING_REMINDERS="*/2 * * * *".
-CRON_SCHEDULES = {
-    job: env.str(f"CRON_SCHEDULE_{job.upper().replace('-', '_')}", default=default)
-    for job, default in {
-        "cleanup-logs": "0 3 * * *",
-        "process-payouts": "0 * * * *",
-        "process-automatic-payouts": "0 1 * * *",
-        "cleanup-daily-rooms": "0 * * * *",
-        "send-booking-reminders": "*/5 * * * *",
-    }.items()
-}
+# Per-job overrides of the job registry's defaults (cronlogs/jobs.py), one variable each:
+# CRON_SCHEDULE_<JOB>="*/2 * * * *", CRON_MAX_RUNTIME_<JOB>=0.5 (minutes), CRON_PING_URL_<JOB>.
+# Only the variables that are set become settings; `cronlogs.checks` validates them.
+for _job in JOBS.values():
+    for _kind in ("SCHEDULE", "MAX_RUNTIME", "PING_URL"):
+        _name = _job.setting_name(_kind)
+        if env.str(_name, default="").strip():
+            globals()[_name] = env.str(_name).strip()
 # Where the SQLite fallback of the job lock keeps its lock files.
 CRON_LOCK_DIR = env.path("CRON_LOCK_DIR", default=BASE_DIR / "var" / "locks")
 # A job is overdue once a scheduled run is this many minutes late (cron_status, health).
 CRON_OVERDUE_GRACE_MINUTES = env.int("CRON_OVERDUE_GRACE_MINUTES", default=10)
+# A paused job turns unhealthy (health 503, one email) once paused this long: a forgotten
+# pause is an outage.
+CRON_PAUSE_ALERT_HOURS = env.float("CRON_PAUSE_ALERT_HOURS", default=24)
 
 # django-crontab: one line per job, each through the shared runner with trigger "cron".
-CRONJOBS = [
-    (schedule, "cronlogs.crontab.run_scheduled_job", [job])
-    for job, schedule in CRON_SCHEDULES.items()
-]
+CRONJOBS = cronjobs(globals())
 CRONTAB_COMMENT = "callastar-jobs"
 CRONTAB_LOCK_JOBS = False  # The runner's own lock covers every host, not just this one.
 

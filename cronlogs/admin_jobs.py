@@ -1,8 +1,9 @@
-"""The admin's Jobs page: where each job stands, and a "Run now" button.
+"""The admin's Jobs page: where each job stands, "Run now", and pause / resume.
 
 It is registered on the `CronJob` proxy so that it sits in the admin index like any model;
-its rows are the jobs of `cronlogs.jobs`, its numbers come from `cronlogs.status`, and a
-"Run now" goes through the same runner as cron (`trigger: "admin"`).
+its rows are the jobs of the registry, their states come from `cronlogs.status`, and a
+"Run now" goes through the same runner as cron (`trigger: "admin"`, `triggeredBy`).
+`run_as_staff` is how every admin action that does a job's work runs it.
 """
 
 from django.contrib import admin, messages
@@ -13,17 +14,45 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from cronlogs.jobs import JOBS
+from cronlogs.pausing import PauseError, pause_job, resume_job
 from cronlogs.runner import RunStatus, run_job
 from cronlogs.sparkline import sparkline
-from cronlogs.status import all_job_statuses
+from cronlogs.status import State, all_job_statuses, context_number, context_text
 
 RUN_PERMISSION = "cronlogs.run_cron_jobs"
 
 MESSAGE_LEVELS = {
     RunStatus.SUCCESS: messages.SUCCESS,
+    RunStatus.DEGRADED: messages.WARNING,
     RunStatus.SKIPPED: messages.WARNING,
     RunStatus.ERROR: messages.ERROR,
 }
+
+
+def staff_name(request):
+    return request.user.get_username()
+
+
+def run_as_staff(request, job_name, *, task=None):
+    """Run (part of) a job's work for a staff action: under the job's lock, with one run
+    row saying `trigger: "admin"` and who. A job that is running or paused is not raced:
+    the result says it was skipped, and the caller says so."""
+    return run_job(job_name, trigger="admin", triggered_by=staff_name(request), task=task)
+
+
+def run_message(result):
+    """The admin message for a run: its summary and a link to its log row."""
+    if result.status == RunStatus.SKIPPED:
+        text = f"{result.job} was not run: {result.skip_detail}."
+    else:
+        text = result.summary()
+    if result.log_id:
+        url = reverse("admin:cronlogs_cronrun_change", args=[result.log_id])
+        return format_html('{} <a href="{}">View the log row</a>.', text, url)
+    return text
+
+
+STATE_FLAGS = {State.OK: "ok", State.DEGRADED: "warn", State.PAUSED: "warn"}
 
 
 class JobsPageAdmin(admin.ModelAdmin):
@@ -32,6 +61,8 @@ class JobsPageAdmin(admin.ModelAdmin):
         return [
             path("", view(self.jobs_view), name="cronlogs_cronjob_changelist"),
             path("<str:job_name>/run/", view(self.run_view), name="cronlogs_cronjob_run"),
+            path("<str:job_name>/pause/", view(self.pause_view), name="cronlogs_cronjob_pause"),
+            path("<str:job_name>/resume/", view(self.resume_view), name="cronlogs_cronjob_resume"),
         ]
 
     def has_view_permission(self, request, obj=None):
@@ -55,8 +86,13 @@ class JobsPageAdmin(admin.ModelAdmin):
         rows = [
             {
                 "status": status,
+                "state": status.state.value,
+                "flag": STATE_FLAGS.get(status.state, "quiet") if status.healthy else "bad",
+                "duration": context_number(status.last_run, "duration"),
+                "items": context_number(status.last_run, "itemsProcessed"),
+                "trigger": context_text(status.last_run, "trigger"),
                 "chart": sparkline(
-                    [run.context.get("duration") or 0 for run in status.recent_runs],
+                    [context_number(run, "duration") or 0 for run in status.recent_runs],
                     failed=[run.type == "CRON_ERROR" for run in status.recent_runs],
                 ),
                 "runs_url": reverse("admin:cronlogs_cronrun_changelist") + f"?job={status.name}",
@@ -75,17 +111,50 @@ class JobsPageAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/cronlogs/jobs.html", context)
 
-    def run_view(self, request, job_name):
+    def _checked_post(self, request, job_name):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not request.user.has_perm(RUN_PERMISSION):
             raise PermissionDenied
         if job_name not in JOBS:
             raise Http404(f"No job called {job_name!r}")
-        result = run_job(job_name, trigger="admin")
-        message = result.summary()
-        if result.log_id:
-            url = reverse("admin:cronlogs_cronrun_change", args=[result.log_id])
-            message = format_html('{} <a href="{}">View the log row</a>.', message, url)
-        self.message_user(request, message, MESSAGE_LEVELS.get(result.status, messages.INFO))
+        return None
+
+    def _back(self):
         return HttpResponseRedirect(reverse("admin:cronlogs_cronjob_changelist"))
+
+    def run_view(self, request, job_name):
+        refused = self._checked_post(request, job_name)
+        if refused:
+            return refused
+        result = run_as_staff(request, job_name)
+        self.message_user(request, run_message(result), MESSAGE_LEVELS.get(result.status))
+        return self._back()
+
+    def pause_view(self, request, job_name):
+        refused = self._checked_post(request, job_name)
+        if refused:
+            return refused
+        try:
+            pause_job(job_name, by=staff_name(request), reason=request.POST.get("reason", ""))
+        except PauseError as exc:
+            self.message_user(request, f"{job_name} was not paused: {exc}", messages.ERROR)
+            return self._back()
+        self.message_user(
+            request,
+            f"{job_name} is paused: every trigger now does nothing until it is resumed.",
+            messages.WARNING,
+        )
+        return self._back()
+
+    def resume_view(self, request, job_name):
+        refused = self._checked_post(request, job_name)
+        if refused:
+            return refused
+        try:
+            resume_job(job_name, by=staff_name(request))
+        except PauseError as exc:
+            self.message_user(request, str(exc), messages.WARNING)
+            return self._back()
+        self.message_user(request, f"{job_name} is resumed.", messages.SUCCESS)
+        return self._back()

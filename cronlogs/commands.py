@@ -1,12 +1,17 @@
-"""The shell every job's management command shares: options, output, exit code."""
+"""The shell every job's management command shares: options, output, exit code.
 
+A job's command is five lines: subclass `JobCommand` and name the job. Its help, options
+and behaviour come from the job's registry entry and the shared runner.
+"""
+
+import inspect
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from cronlogs.jobs import get_job
-from cronlogs.runner import run_job
+from cronlogs.runner import RunStatus, run_job
 
 
 class JobCommand(BaseCommand):
@@ -17,17 +22,26 @@ class JobCommand(BaseCommand):
     @property
     def help(self):
         job = get_job(self.job_name)
+        selection = inspect.getdoc(job.function) or ""
+        needs = (
+            f" Needs {' and '.join(job.required_settings)} (a dry run does not)."
+            if job.required_settings
+            else ""
+        )
         return (
-            f"{job.description} Meant to run from cron (default schedule '{job.schedule}'). "
-            "Every run is recorded in the Log table; a run that finds the same job already "
-            "running on any server does nothing and exits 0. Exits non-zero if the job fails."
+            f"{job.description} {' '.join(selection.split())} Meant to run from cron (default "
+            f"schedule '{job.default_schedule}', override with {job.setting_name('SCHEDULE')}; "
+            f"max runtime {job.default_max_runtime_minutes:g} min, override with "
+            f"{job.setting_name('MAX_RUNTIME')}).{needs} Every run is recorded in the Log "
+            "table; a run that finds the job paused, or already running on any server, does "
+            "nothing and exits 0. Exits 1 if the run fails. -v 2 lists every item done."
         )
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--dry-run",
             action="store_true",
-            help="Report what would be done without sending, calling out or writing anything.",
+            help="Report what would be done without sending, paying, deleting or writing anything.",
         )
         parser.add_argument(
             "--json", action="store_true", help="Print the run's result as a JSON object."
@@ -53,7 +67,15 @@ class JobCommand(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(result.to_dict(), indent=2, default=str))
         else:
-            style = self.style.ERROR if result.failed else self.style.SUCCESS
+            # What a dry run would do is its point; a real run lists its items on -v 2.
+            if options["verbosity"] > (0 if result.dry_run else 1):
+                for line in result.details:
+                    self.stdout.write(f"  {line}")
+            style = {
+                RunStatus.ERROR: self.style.ERROR,
+                RunStatus.DEGRADED: self.style.WARNING,
+                RunStatus.SKIPPED: self.style.WARNING,
+            }.get(result.status, self.style.SUCCESS)
             self.stdout.write(style(result.summary()))
         if result.failed:
             raise CommandError(f"{self.job_name} failed: {result.error} (see Log #{result.log_id})")

@@ -1,14 +1,32 @@
-"""The five scheduled jobs: their names, what they do and where their code lives.
+"""The job registry: every fact about a scheduled job, in one entry.
 
-A job function has the signature `fn(*, now, dry_run, stats) -> None`. It fills `stats`
-as it goes (so a failure still reports what was done) and keeps `stats["itemsProcessed"]`
-current. The runner (`cronlogs.runner`) does the rest.
+An entry names the job (its `cronType`), the service that does its work, what it does,
+its default schedule and max runtime, and the settings it cannot run without. Everything
+else derives from it: `settings.CRONJOBS`, each command's `--help`, `cron_status`, the
+admin's Jobs page, readiness, health and the demo. Settings only override a default, one
+environment variable each:
+
+    CRON_SCHEDULE_<JOB>      a five-field cron expression: "0 4 * * *"
+    CRON_MAX_RUNTIME_<JOB>   minutes, fractions allowed: 0.1
+
+`cronlogs.checks` validates every override at start-up. A job's service has the signature
+`service(run)`, where `run` is a `cronlogs.work.JobRun`.
+
+This module is read by `callastar/settings.py` (to build CRONJOBS), so it must not touch
+Django settings or models at import time.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+
+from cronlogs.schedule import validate_schedule
+
+# A max runtime longer than this is a typo, not a plan: a week.
+MAX_RUNTIME_LIMIT_MINUTES = 7 * 24 * 60
 
 
 class UnknownJobError(KeyError):
@@ -19,50 +37,114 @@ class UnknownJobError(KeyError):
 @dataclass(frozen=True)
 class Job:
     name: str
-    function_path: str
+    service: str
     description: str
+    default_schedule: str
+    default_max_runtime_minutes: float
+    required_settings: tuple[str, ...] = ()
 
     @property
     def command(self):
+        """The management command that runs it: `manage.py <command>`."""
         return self.name.replace("-", "_")
+
+    def setting_name(self, kind):
+        """The environment variable (and setting) overriding `kind` of this job's
+        defaults: setting_name("SCHEDULE") -> "CRON_SCHEDULE_CLEANUP_LOGS"."""
+        return f"CRON_{kind}_{self.name.upper().replace('-', '_')}"
 
     @property
     def schedule(self):
-        return settings.CRON_SCHEDULES[self.name]
+        return getattr(settings, self.setting_name("SCHEDULE"), None) or self.default_schedule
+
+    @property
+    def max_runtime(self):
+        """How long a run may take before it stops taking new items (a timedelta).
+
+        Raises ImproperlyConfigured, naming the variable, for an override that is not a
+        positive number of minutes.
+        """
+        name = self.setting_name("MAX_RUNTIME")
+        value = getattr(settings, name, None)
+        minutes = self.default_max_runtime_minutes if value in (None, "") else value
+        try:
+            minutes = float(minutes)
+        except (TypeError, ValueError):
+            minutes = None
+        if minutes is None or not 0 < minutes <= MAX_RUNTIME_LIMIT_MINUTES:
+            raise ImproperlyConfigured(
+                f"{name}={value!r}: expected a number of minutes greater than 0 and at most "
+                f"{MAX_RUNTIME_LIMIT_MINUTES}, e.g. {name}=0.5"
+            )
+        return timedelta(minutes=minutes)
+
+    @property
+    def ping_url(self):
+        return getattr(settings, self.setting_name("PING_URL"), "") or ""
 
     @property
     def function(self):
-        return import_string(self.function_path)
+        return import_string(self.service)
+
+    def missing_settings(self):
+        """The required settings that are not set (names only, never values)."""
+        return [name for name in self.required_settings if not getattr(settings, name, "")]
+
+    def configuration_problems(self):
+        """One line per bad override of this job's schedule or max runtime."""
+        problems = []
+        try:
+            validate_schedule(self.schedule)
+        except ValueError as exc:
+            problems.append(f"{self.setting_name('SCHEDULE')}={self.schedule!r}: {exc}")
+        try:
+            self.max_runtime  # noqa: B018 - validates the override
+        except ImproperlyConfigured as exc:
+            problems.append(str(exc))
+        return problems
 
 
 JOBS = {
     job.name: job
     for job in (
         Job(
-            "cleanup-logs",
-            "cronlogs.retention.cleanup_logs",
-            "Deletes old log rows: INFO after 30 days, WARNING after 60, ERROR after 90; "
-            "CRITICAL rows are kept.",
+            name="cleanup-logs",
+            service="cronlogs.retention.cleanup_logs",
+            description="Deletes old log rows: INFO after 30 days, WARNING after 60, ERROR "
+            "after 90; CRITICAL rows are kept.",
+            default_schedule="0 3 * * *",
+            default_max_runtime_minutes=30,
         ),
         Job(
-            "process-payouts",
-            "payouts.processing.process_payouts",
-            "Pays the payouts staff approved on Stripe and settles the ones in flight.",
+            name="process-payouts",
+            service="payouts.processing.process_payouts",
+            description="Pays the payouts staff approved on Stripe and settles the ones in flight.",
+            default_schedule="0 * * * *",
+            default_max_runtime_minutes=45,
+            required_settings=("STRIPE_SECRET_KEY",),
         ),
         Job(
-            "process-automatic-payouts",
-            "payouts.automatic.process_automatic_payouts",
-            "Pays out the available balance of creators on a daily or weekly schedule.",
+            name="process-automatic-payouts",
+            service="payouts.automatic.process_automatic_payouts",
+            description="Pays out the available balance of creators on a daily or weekly schedule.",
+            default_schedule="0 1 * * *",
+            default_max_runtime_minutes=60,
+            required_settings=("STRIPE_SECRET_KEY",),
         ),
         Job(
-            "cleanup-daily-rooms",
-            "bookings.room_cleanup.cleanup_daily_rooms",
-            "Deletes the Daily.co video rooms of completed and cancelled bookings.",
+            name="cleanup-daily-rooms",
+            service="bookings.room_cleanup.cleanup_daily_rooms",
+            description="Deletes the Daily.co video rooms of completed and cancelled bookings.",
+            default_schedule="0 * * * *",
+            default_max_runtime_minutes=45,
+            required_settings=("DAILY_API_KEY",),
         ),
         Job(
-            "send-booking-reminders",
-            "bookings.reminders.send_due_reminders",
-            "Emails the client and the creator 15 minutes before their call.",
+            name="send-booking-reminders",
+            service="bookings.reminders.send_due_reminders",
+            description="Emails the client and the creator 15 minutes before their call.",
+            default_schedule="*/5 * * * *",
+            default_max_runtime_minutes=4,
         ),
     )
 }
@@ -73,3 +155,19 @@ def get_job(name):
         return JOBS[name]
     except KeyError:
         raise UnknownJobError(name) from None
+
+
+def cronjobs(overrides):
+    """django-crontab's CRONJOBS: one line per job, through the shared runner.
+
+    `overrides` maps setting names to values (settings.py passes its own globals, as
+    `Job.schedule` cannot read settings while they are being built).
+    """
+    return [
+        (
+            overrides.get(job.setting_name("SCHEDULE")) or job.default_schedule,
+            "cronlogs.crontab.run_scheduled_job",
+            [job.name],
+        )
+        for job in JOBS.values()
+    ]

@@ -5,6 +5,7 @@ durations in milliseconds) so that existing SQL and dashboards keep working.
 """
 
 import traceback
+from datetime import UTC
 
 from cronlogs.models import Log
 from cronlogs.redaction import redact
@@ -46,16 +47,22 @@ def error_detail(error):
     return error_message(error)
 
 
+def iso_utc(moment):
+    """An aware datetime as the logs write it: ISO-8601 in UTC with a "Z"."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def duration_fields(duration_ms):
     return {"duration": int(duration_ms), "durationSeconds": round(duration_ms / 1000, 3)}
 
 
-def log_cron_run(cron_type, items_processed, duration, additional_context=None):
+def log_cron_run(cron_type, items_processed, duration, additional_context=None, *, level=None):
+    """A finished run; `level` WARNING for a degraded one (some items failed)."""
     seconds = duration / 1000
     return write_log(
         type=Type.CRON_RUN,
         status=Status.SUCCESS,
-        level=Level.INFO,
+        level=level or Level.INFO,
         message=(
             f"Cron job completed: {cron_type} (processed {items_processed} items in {seconds:.2f}s)"
         ),
@@ -79,6 +86,19 @@ def log_cron_error(cron_type, error, additional_context=None):
         message=f"Cron job failed: {cron_type}: {error_message(error)}",
         context=context,
         error=error_detail(error),
+    )
+
+
+def log_cron_started(cron_type, additional_context=None):
+    """A run that holds its job's lock and is about to start work."""
+    context = {"cronType": cron_type, **(additional_context or {})}
+    where = f" on {context['host']} (pid {context['pid']})" if "host" in context else ""
+    return write_log(
+        type=Type.CRON_STARTED,
+        status=Status.SUCCESS,
+        level=Level.INFO,
+        message=f"Cron job started: {cron_type}{where}",
+        context=context,
     )
 
 

@@ -34,9 +34,6 @@ class LogQuerySet(models.QuerySet):
     def for_job(self, cron_type):
         return self.with_cron_type().filter(cron_type=cron_type)
 
-    def runs(self):
-        return self.filter(type__in=Log.RUN_TYPES)
-
 
 class Log(models.Model):
     """One structured event: a job run, an email, a Daily room, a payout.
@@ -46,9 +43,12 @@ class Log(models.Model):
     """
 
     class Type(models.TextChoices):
+        CRON_STARTED = "CRON_STARTED"
         CRON_RUN = "CRON_RUN"
         CRON_ERROR = "CRON_ERROR"
         CRON_SKIPPED = "CRON_SKIPPED"
+        CRON_PAUSED = "CRON_PAUSED"
+        CRON_RESUMED = "CRON_RESUMED"
         EMAIL_SENT = "EMAIL_SENT"
         EMAIL_ERROR = "EMAIL_ERROR"
         DAILY_ROOM_DELETED = "DAILY_ROOM_DELETED"
@@ -66,7 +66,11 @@ class Log(models.Model):
         ERROR = "ERROR"
         CRITICAL = "CRITICAL"
 
+    # The row a run writes when it ends; every run that got its lock writes exactly one.
+    FINISHED_TYPES = (Type.CRON_RUN, Type.CRON_ERROR)
     RUN_TYPES = (Type.CRON_RUN, Type.CRON_ERROR, Type.CRON_SKIPPED)
+    # Every row about a job's runs and controls, as the admin's "Cron runs" shows them.
+    JOB_TYPES = (*RUN_TYPES, Type.CRON_STARTED, Type.CRON_PAUSED, Type.CRON_RESUMED)
 
     type = models.CharField(max_length=32, choices=Type.choices)
     status = models.CharField(max_length=10, choices=Status.choices)
@@ -106,7 +110,7 @@ class Log(models.Model):
 
 
 class CronRun(Log):
-    TYPES = Log.RUN_TYPES
+    TYPES = Log.JOB_TYPES
 
     class Meta:
         proxy = True
@@ -139,3 +143,23 @@ class CronJob(Log):
         proxy = True
         verbose_name = "job"
         verbose_name_plural = "jobs"
+
+
+class JobState(models.Model):
+    """What is known about a job beyond its log rows: whether staff paused it (who, why,
+    since when), and the unhealthy state ADMINS were last told about ("" once healthy),
+    so that each change of state is emailed once, however many processes notice it."""
+
+    job = models.CharField(max_length=64, primary_key=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.CharField(max_length=254, blank=True, default="")
+    pause_reason = models.TextField(blank=True, default="")
+    alerted_state = models.CharField(max_length=20, blank=True, default="")
+    alerted_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.job
+
+    @property
+    def paused(self):
+        return self.paused_at is not None

@@ -9,6 +9,7 @@ a long transaction or loading a single row into Python.
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 
 from cronlogs.models import Log
@@ -66,9 +67,16 @@ def delete_expired_range(start, stop, cutoffs):
             # Not waiting for each batch's WAL flush: a crash can only bring back rows
             # that the next run deletes again. Without it, fsyncs dominate small batches.
             cursor.execute("SET LOCAL synchronous_commit = off")
+        # The cut-offs go in as the backend stores datetimes (SQLite compares text), so a
+        # row exactly at its cut-off is kept on every engine.
+        adapt = connection.ops.adapt_datetimefield_value
         cursor.execute(
             f"DELETE FROM {table} WHERE {pk} >= %s AND {pk} < %s AND ({expired})",
-            [start, stop, *(value for pair in cutoffs.items() for value in pair)],
+            [
+                start,
+                stop,
+                *(value for level, cut in cutoffs.items() for value in (level, adapt(cut))),
+            ],
         )
         return cursor.rowcount
 
@@ -81,12 +89,15 @@ def count_expired(cutoffs):
     }
 
 
-def cleanup_logs(*, now, dry_run, stats, batch_size=None):
+def cleanup_logs(run, *, batch_size=None):
     """Delete INFO rows older than 30 days, WARNING older than 60 and ERROR older than 90
     (settings.LOG_RETENTION_DAYS); CRITICAL rows are never deleted."""
+    stats = run.stats
     batch_size = batch_size or settings.LOG_RETENTION_BATCH_SIZE
+    if batch_size < 1:
+        raise ImproperlyConfigured(f"LOG_RETENTION_BATCH_SIZE must be at least 1, not {batch_size}")
     policy = retention_policy()
-    cutoffs = {level: now - timedelta(days=days) for level, days in policy.items()}
+    cutoffs = {level: run.now - timedelta(days=days) for level, days in policy.items()}
     stats["retentionPolicy"] = {
         **{level: f"{days} days" for level, days in policy.items()},
         "CRITICAL": "kept",
@@ -98,12 +109,13 @@ def cleanup_logs(*, now, dry_run, stats, batch_size=None):
     # than the deletion itself. The job's lock keeps other cleanups from changing them.
     for level, count in count_expired(cutoffs).items():
         stats[f"{level.lower()}Deleted"] = count
-    if dry_run:
+    if run.dry_run:
         stats["itemsProcessed"] = sum(stats[f"{level.lower()}Deleted"] for level in cutoffs)
         return
     # Rows written after the walk starts are newer than every cut-off: stop at today's last id.
     end, start = last_id(), next_id(0)
     while start is not None and start <= end:
+        run.check_time()
         stop = start + batch_size
         stats["itemsProcessed"] += delete_expired_range(start, stop, cutoffs)
         start = next_id(stop)

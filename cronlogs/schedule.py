@@ -20,7 +20,10 @@ DEFAULT_GRACE = timedelta(minutes=10)
 def validate_schedule(expression):
     """Raise ValueError if `expression` is not a five-field cron expression."""
     if len(expression.split()) != 5 or not croniter.is_valid(expression):
-        raise ValueError(f"not a five-field cron expression: {expression!r}")
+        raise ValueError(
+            "expected a five-field cron expression (minute hour day-of-month month "
+            "day-of-week), e.g. '0 3 * * *'"
+        )
 
 
 def describe_schedule(expression):

@@ -1,9 +1,11 @@
-"""HTTP endpoints for schedulers and monitoring (SPEC §6).
+"""HTTP endpoints for schedulers and monitoring (SPEC §6, §9).
 
 `POST /api/cron/<cronType>` runs a job when the request carries CRON_SECRET, as
 `Authorization: Bearer <secret>` or `X-Cron-Secret: <secret>`; the query string is never
-read. `GET` on the same URL and `GET /api/cron/health` answer without a secret and never
-include one.
+read. `GET` on the same URL (readiness) and `GET /api/cron/health` answer anyone with each
+job's state and health; the details behind them (error texts, missing setting names, where
+a stuck run runs) only a caller presenting the secret sees. Every answer is JSON, errors and
+refused methods included.
 """
 
 import hmac
@@ -13,11 +15,11 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods
 
+from cronlogs.alerts import review_alerts
 from cronlogs.jobs import JOBS
-from cronlogs.runner import RunStatus, run_job
-from cronlogs.status import REQUIRED_SETTINGS, all_job_statuses, job_status
+from cronlogs.runner import RunStatus, SkipReason, run_job
+from cronlogs.status import all_job_statuses, job_status
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ def presented_secrets(request):
 
 
 def secret_matches(request, secret):
+    if not secret:
+        return False
     expected = _as_bytes(secret)
     # Compare every candidate, with no early exit, in constant time per candidate.
     matched = False
@@ -54,19 +58,38 @@ def secret_matches(request, secret):
     return matched
 
 
+def answer(body, status=200):
+    """A JSON answer. A 5xx here is the endpoint's answer (a job failed, a job is
+    unhealthy), not a server error: Django would log it as one and email ADMINS for each,
+    and a monitor polling every minute would flood them; the jobs' own alerts tell them."""
+    response = JsonResponse(body, status=status)
+    if status >= 500:
+        response._has_been_logged = True
+    return response
+
+
 def _error(status, error, message, **extra):
-    return JsonResponse(
-        {"success": False, "error": error, "message": message, **extra}, status=status
+    return answer({"success": False, "error": error, "message": message, **extra}, status)
+
+
+def _method_not_allowed(request, allowed):
+    response = _error(
+        405,
+        "method_not_allowed",
+        f"{request.method} is not served here; use {' or '.join(allowed)}.",
     )
+    response["Allow"] = ", ".join(allowed)
+    return response
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
 def cron_job(request, cron_type):
+    if request.method not in ("GET", "HEAD", "POST"):
+        return _method_not_allowed(request, ["GET", "POST"])
     if cron_type not in JOBS:
         return _error(404, "unknown_job", f"No job called {cron_type!r}.", jobs=list(JOBS))
-    if request.method == "GET":
-        return JsonResponse(readiness(cron_type))
+    if request.method != "POST":
+        return answer(readiness(cron_type, detailed=secret_matches(request, settings.CRON_SECRET)))
     if not settings.CRON_SECRET:
         # Fail closed: without a configured secret nobody may start a job over HTTP.
         return _error(503, "not_configured", "CRON_SECRET is not set on the server.")
@@ -84,40 +107,53 @@ def cron_job(request, cron_type):
         return _error(500, "database_unavailable", "The run could not be recorded.")
     body = result.to_dict()
     if result.status == RunStatus.SKIPPED:
-        body.update(
-            success=False,
-            error="already_running",
-            message=f"{cron_type} is already running; this request did nothing.",
-        )
-        return JsonResponse(body, status=409)
-    return JsonResponse(body, status=500 if result.failed else 200)
+        error = "paused" if result.skip_reason == SkipReason.PAUSED else "already_running"
+        body.update(success=False, error=error)
+        return answer(body, 409)
+    return answer(body, 500 if result.failed else 200)
 
 
-def readiness(cron_type):
-    status = job_status(JOBS[cron_type])
-    missing = [
-        name for name in REQUIRED_SETTINGS.get(cron_type, ()) if not getattr(settings, name, "")
-    ]
-    return {
+def readiness(cron_type, *, detailed):
+    job = JOBS[cron_type]
+    status = job_status(job)
+    missing = job.missing_settings()
+    usable_secret = secret_is_usable(settings.CRON_SECRET)
+    body = {
         "cronType": cron_type,
-        "ready": bool(settings.CRON_SECRET) and not missing,
-        "httpTriggerEnabled": bool(settings.CRON_SECRET),
-        "missingSettings": missing,
+        "ready": usable_secret and not missing,
+        "httpTriggerEnabled": usable_secret,
         "method": "POST",
         "authentication": "Authorization: Bearer <CRON_SECRET> or X-Cron-Secret: <CRON_SECRET>",
-        **status.to_dict(),
+        **status.to_dict(detailed=detailed),
     }
+    if detailed:
+        body["missingSettings"] = missing
+    return body
 
 
-@require_GET
+def secret_is_usable(secret):
+    """Whether a request could ever present `secret` (see `presented_secrets`)."""
+    return bool(secret) and len(secret) <= MAX_SECRET_LENGTH and secret == secret.strip()
+
+
+@csrf_exempt
 def cron_health(request):
-    statuses = [status.to_dict() for status in all_job_statuses()]
+    if request.method not in ("GET", "HEAD"):
+        return _method_not_allowed(request, ["GET"])
+    detailed = secret_matches(request, settings.CRON_SECRET)
+    statuses = all_job_statuses()
+    review_alerts(statuses)
     culprits = [
-        {"cronType": status["cronType"], "problems": status["problems"]}
+        {"cronType": status.name, "state": status.state.value}
+        | ({"problems": status.problems} if detailed else {})
         for status in statuses
-        if not status["healthy"]
+        if not status.healthy
     ]
-    return JsonResponse(
-        {"healthy": not culprits, "culprits": culprits, "jobs": statuses},
+    return answer(
+        {
+            "healthy": not culprits,
+            "culprits": culprits,
+            "jobs": [status.to_dict(detailed=detailed) for status in statuses],
+        },
         status=503 if culprits else 200,
     )

@@ -5,12 +5,15 @@ payout that moved on) and paying through `payouts.processing`, the code of the
 process-payouts job, so a payout paid from here is paid exactly as cron would.
 """
 
+from functools import partial
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ImproperlyConfigured
 from django.template.response import TemplateResponse
 
+from cronlogs.admin_jobs import run_as_staff, run_message
+from cronlogs.runner import RunStatus
 from payouts.lifecycle import PayoutStateError, approve_payout, reject_payout
 from payouts.models import Payout
 from payouts.processing import pay_approved_payouts
@@ -127,11 +130,12 @@ class PayoutAdmin(admin.ModelAdmin):
                 request, "None of the selected payouts is approved.", messages.WARNING
             )
             return
-        try:
-            stats = pay_approved_payouts(payout_ids=ids)
-        except ImproperlyConfigured as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+        task = partial(pay_approved_payouts, payout_ids=ids)
+        result = run_as_staff(request, "process-payouts", task=task)
+        if result.status == RunStatus.SKIPPED or (result.failed and not result.stats):
+            self.message_user(request, run_message(result), messages.ERROR)
             return
+        stats = result.stats
         summary = (
             f"Payouts: {stats.get('succeeded', 0)} sent to Stripe, {stats.get('failed', 0)} "
             f"failed, {stats.get('skipped', 0)} skipped"
@@ -142,5 +146,7 @@ class PayoutAdmin(admin.ModelAdmin):
         ]
         if details:
             summary += f" ({'; '.join(details)})"
-        level = messages.ERROR if stats.get("failed") else messages.SUCCESS
+        if result.error:
+            summary += f"; {result.error}"
+        level = messages.ERROR if stats.get("failed") or result.failed else messages.SUCCESS
         self.message_user(request, f"{summary}.", level)

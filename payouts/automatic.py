@@ -14,10 +14,13 @@ from django.db.models import Max, Q
 
 from bookings.models import Creator
 from cronlogs import logger
+from cronlogs.work import append_capped
 from payouts import stripe_client
+from payouts.balances import AccountBook
+from payouts.decisions import Action, decide_automatic_payout
 from payouts.models import Payout
-from payouts.money import format_amount, payable_amount
-from payouts.processing import MAX_LISTED, Outcome, send_payout
+from payouts.money import format_amount, from_minor_units
+from payouts.processing import SENT, send_payout, skipped, stripe_unreachable
 from payouts.stripe_client import StripeError
 
 Schedule = Creator.PayoutSchedule
@@ -30,61 +33,79 @@ SCHEDULE_SLACK = timedelta(minutes=5)
 NOT_COUNTED = (Payout.Status.FAILED, Payout.Status.REJECTED, Payout.Status.CANCELED)
 
 
-def process_automatic_payouts(*, now, dry_run, stats):
+def process_automatic_payouts(run):
     """Creators on DAILY/WEEKLY schedules, not blocked, onboarded, whose last automatic
     payout is at least 24 h / 7 days old: pay out their whole available balance in their
     currency when Stripe allows payouts and it reaches their payout minimum."""
+    stats, now, dry_run = run.stats, run.now, run.dry_run
     if not dry_run:
         stripe_client.require_configured()
-    check_stripe = stripe_client.is_configured()
+    book = AccountBook(ask_stripe=stripe_client.is_configured())
     stats.update(totalCreators=0, skipped=0, failed=0, retrying=0, itemsProcessed=0)
     stats.update(totalAmount="0.00", totalAmountByCurrency={}, skippedCreators=[], errors=[])
     if dry_run:
-        stats.update(stripeChecked=check_stripe, wouldPay=[])
-        if not check_stripe:
+        stats.update(stripeChecked=book.ask_stripe, wouldPay=[])
+        if not book.ask_stripe:
             stats["note"] = "STRIPE_SECRET_KEY is not set: balances were not read"
     totals = {}
     for creator in due_creators(now=now):
+        run.check_time()
         stats["totalCreators"] += 1
-        if dry_run and not check_stripe:
-            _list(stats["wouldPay"], _entry(creator, amount=None))
-            continue
-        outcome, amount, payout_id = pay_out_creator(creator, now=now, dry_run=dry_run)
-        if outcome.kind in ("sent", "would-pay"):
+        outcome, amount, payout_id = pay_out_creator(creator, book=book, run=run)
+        run.count(outcome.item, outcome.reason)
+        if outcome.stat == "succeeded":
+            currency = creator.currency.upper()
             stats["itemsProcessed"] += 1
-            totals[creator.currency.upper()] = totals.get(creator.currency.upper(), 0) + amount
-            stats["totalAmount"] = format_amount(sum(totals.values(), Decimal(0)))
-            stats["totalAmountByCurrency"] = {c: format_amount(t) for c, t in totals.items()}
+            if amount is not None:
+                totals[currency] = totals.get(currency, Decimal(0)) + amount
+                stats["totalAmount"] = format_amount(sum(totals.values(), Decimal(0)))
+                stats["totalAmountByCurrency"] = {c: format_amount(t) for c, t in totals.items()}
             if dry_run:
-                _list(stats["wouldPay"], _entry(creator, amount=amount))
-        elif outcome.kind == "skipped":
+                append_capped(stats["wouldPay"], _entry(creator, amount=amount))
+            run.detail(
+                f"creator {creator.pk}: {'would pay' if dry_run else 'paid'} "
+                f"{format_amount(amount) if amount is not None else 'the balance'} {currency}"
+            )
+        elif outcome.stat == "skipped":
             stats["skipped"] += 1
-            _list(stats["skippedCreators"], {"creatorId": creator.pk, "reason": outcome.reason})
-        else:
+            entry = {"creatorId": creator.pk, "reason": outcome.reason}
+            append_capped(stats["skippedCreators"], entry)
+            run.detail(f"creator {creator.pk}: skipped: {outcome.reason}")
+        elif outcome.stat is not None:
             # "retrying" stays PROCESSING with its key; process-payouts re-sends it.
-            stats["retrying" if outcome.kind == "retrying" else "failed"] += 1
+            stats["retrying" if outcome.stat == "retrying" else "failed"] += 1
             error = {"creatorId": creator.pk, "payoutId": payout_id, "error": outcome.reason}
-            _list(stats["errors"], error)
+            append_capped(stats["errors"], error)
+            run.detail(f"creator {creator.pk}: {outcome.stat}: {outcome.reason}")
 
 
-def pay_out_creator(creator, *, now, dry_run=False):
-    """Pay one due creator's balance. Returns (Outcome, amount, payout id)."""
+def pay_out_creator(creator, *, book, run):
+    """Decide on one due creator's balance and, in a real run, pay it. Returns
+    (Outcome, amount, payout id)."""
     try:
-        amount, reason = payable_balance(creator)
+        account = book.account(creator)
+        balance = book.balance(creator) if account and account.payouts_enabled else None
     except StripeError as exc:
-        if exc.kind == "authentication":
+        if exc.is_authentication:
             raise
-        logger.log_payout_error(None, creator.pk, exc, {"automatic": True})
-        return Outcome("failed", exc.message), None, None
-    if reason:
-        return Outcome("skipped", reason), None, None
-    if dry_run:
-        return Outcome("would-pay"), amount, None
-    payout = create_automatic_payout(creator, amount=amount, now=now)
+        if not run.dry_run:
+            logger.log_payout_error(None, creator.pk, exc, {"automatic": True})
+        return stripe_unreachable(str(exc)), None, None
+    decision = decide_automatic_payout(creator, account=account, balance=balance)
+    if decision.action != Action.PAY:
+        return skipped(decision.reason), None, None
+    amount = (
+        None
+        if decision.minor_units is None
+        else from_minor_units(decision.minor_units, creator.currency)
+    )
+    if run.dry_run:
+        return SENT, amount, None
+    payout = create_automatic_payout(creator, amount=amount, now=run.now)
     if payout is None:
-        period = payout_period(creator, now)
-        return Outcome("skipped", f"Already paid out for period {period}"), None, None
-    return send_payout(payout, now=now), amount, payout.pk
+        period = payout_period(creator, run.now)
+        return skipped(f"Already paid out for period {period}"), None, None
+    return send_payout(payout, now=run.now), amount, payout.pk
 
 
 def due_creators(*, now):
@@ -109,24 +130,6 @@ def due_creators(*, now):
         .filter(due)
         .order_by("pk")
     )
-
-
-def payable_balance(creator):
-    """(amount, "") to pay out now, or (None, reason) to skip this creator."""
-    account = stripe_client.retrieve_account(creator.stripe_account_id)
-    if not account.payouts_enabled:
-        return None, "Stripe reports payouts are not enabled for this account"
-    currency = creator.currency.upper()
-    available = stripe_client.retrieve_balance(creator.stripe_account_id).get(currency, 0)
-    amount = payable_amount(available, currency) if available > 0 else Decimal(0)
-    if amount <= 0:
-        return None, f"No available balance in {currency}"
-    if amount < creator.payout_minimum:
-        return None, (
-            f"Available balance {format_amount(amount)} {currency} is below the payout "
-            f"minimum {format_amount(creator.payout_minimum)} {currency}"
-        )
-    return amount, ""
 
 
 def payout_period(creator, now):
@@ -165,8 +168,3 @@ def _entry(creator, *, amount):
         "currency": creator.currency.upper(),
         "amount": format_amount(amount) if amount is not None else None,
     }
-
-
-def _list(items, entry):
-    if len(items) < MAX_LISTED:
-        items.append(entry)

@@ -12,34 +12,34 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from cronlogs.providers import ErrorKind, ProviderError, kind_for_status
 from cronlogs.redaction import redact_text
 
+IDEMPOTENCY_CONFLICT = "idempotency_conflict"
 
-class StripeError(Exception):
-    """A Stripe call that failed; `kind` says what the failure means for a payout.
 
-    - "declined": Stripe refused the request (card / invalid-request error); nothing was
-      created and a retry with the same key would replay the refusal.
-    - "unavailable": network error, timeout, 5xx, 429 or an idempotency conflict; the
-      request may or may not have been executed, so it must be retried with the same key.
-    - "authentication": the API key is wrong or revoked; nothing will work until an
-      operator fixes it.
-    - "forbidden": the platform may not act on this connected account.
-    - "conflict": the idempotency key was first used with other parameters; what Stripe
-      did with the first request needs a person to look.
+class StripeError(ProviderError):
+    """A Stripe call that failed, in the shared vocabulary (`cronlogs.providers`).
+
+    - authentication: the key is wrong or revoked, or may not act on the account;
+    - invalid: Stripe refused the request (a declined payout, an invalid request, an
+      idempotency key first used with other parameters); nothing was created, and a retry
+      with the same key would replay the refusal;
+    - not_found: no such object;
+    - rate_limited / unavailable: network error, timeout, 5xx, 429, an in-flight
+      conflict; the request may or may not have been executed, so it must be retried
+      with the same idempotency key.
     """
 
-    def __init__(self, message, *, kind, detail=None, code=None, http_status=None):
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
-        self.detail = detail or message  # Stripe's own message, e.g. "Your card was declined."
-        self.code = code
-        self.http_status = http_status
+    provider = "Stripe"
 
     @property
     def declined(self):
-        return self.kind == "declined"
+        return self.kind in (ErrorKind.INVALID, ErrorKind.NOT_FOUND)
+
+    @property
+    def idempotency_conflict(self):
+        return self.code == IDEMPOTENCY_CONFLICT
 
     @property
     def insufficient_balance(self):
@@ -169,32 +169,19 @@ def _mapped_errors():
 
 
 def _translate(exc):
-    if isinstance(exc, stripe.IdempotencyError):
-        kind = "conflict"
-    elif isinstance(exc, (stripe.CardError, stripe.InvalidRequestError)):
-        kind = "declined"
-    elif isinstance(exc, stripe.AuthenticationError):
-        kind = "authentication"
-    elif isinstance(exc, stripe.PermissionError):
-        kind = "forbidden"
-    else:
-        # APIConnectionError, APIError (5xx, 409 in-flight conflict), RateLimitError...
-        kind = "unavailable"
     code = getattr(exc, "code", None)
-    detail = redact_text(exc.user_message or type(exc).__name__)
-    label = {
-        "declined": "Stripe declined",
-        "authentication": "Stripe rejected the API key",
-        "forbidden": "Stripe refused access to the account",
-        "unavailable": "Stripe unavailable",
-        "conflict": "Stripe idempotency conflict",
-    }[kind]
-    status = f" (HTTP {exc.http_status})" if exc.http_status else ""
-    code_text = f" [{code}]" if code else ""
-    return StripeError(
-        f"{label}{status}{code_text}: {detail}",
-        kind=kind,
-        detail=detail,
-        code=code,
-        http_status=exc.http_status,
-    )
+    if isinstance(exc, stripe.IdempotencyError):
+        kind, code = ErrorKind.INVALID, IDEMPOTENCY_CONFLICT
+    elif isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
+        kind = ErrorKind.AUTHENTICATION
+    elif isinstance(exc, stripe.RateLimitError):
+        kind = ErrorKind.RATE_LIMITED
+    elif isinstance(exc, (stripe.CardError, stripe.InvalidRequestError)):
+        kind = ErrorKind.NOT_FOUND if exc.http_status == 404 else ErrorKind.INVALID
+    elif isinstance(exc, stripe.APIError) and exc.http_status and exc.http_status < 500:
+        kind = kind_for_status(exc.http_status)
+    else:
+        # APIConnectionError, APIError (5xx, 409 in-flight conflict)...
+        kind = ErrorKind.UNAVAILABLE
+    message = redact_text(exc.user_message or type(exc).__name__)
+    return StripeError(message, kind=kind, code=code, http_status=exc.http_status)

@@ -1,4 +1,5 @@
-"""Shared fixtures: model factories, a real SMTP server and subprocess helpers."""
+"""Shared fixtures: model factories, a fake job, recorded runs, a real SMTP server,
+Daily and Stripe at their HTTP seam, and subprocess helpers."""
 
 import itertools
 import os
@@ -7,10 +8,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import responses
 from django.conf import settings
 from django.utils import timezone
 
 from bookings.models import Booking, Creator
+from cronlogs import logger
+from cronlogs.jobs import JOBS, Job
+from cronlogs.models import Log
+from cronlogs.work import JobRun
 from payouts.models import Payout
 from tests.processes import PROJECT_DIR, database_url
 
@@ -36,6 +42,66 @@ def _isolated_lock_dir(tmp_path, settings):
 def _plain_http(settings):
     # Production sits behind TLS (SECURE_SSL_REDIRECT); the test client speaks plain HTTP.
     settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture
+def now():
+    return timezone.now()
+
+
+def job_run(now=None, *, dry_run=False, **kwargs):
+    """A JobRun as the runner would hand it to a service (no max runtime by default)."""
+    return JobRun(now=now or timezone.now(), dry_run=dry_run, **kwargs)
+
+
+def record_run(job, *, ago, failed=False, items=4, duration=2500, trigger="cron", **context):
+    """Write the finished-run row a run of `job` that started `ago` would have written."""
+    started = timezone.now() - ago
+    context = {"startTime": started.isoformat(), "trigger": trigger, **context}
+    if failed:
+        context.setdefault("duration", duration)
+        row = logger.log_cron_error(job, RuntimeError("Daily API down"), context)
+    else:
+        row = logger.log_cron_run(job, items, duration, context)
+    Log.objects.filter(pk=row.pk).update(created_at=started)
+    row.refresh_from_db()
+    return row
+
+
+# What the fake job does on its next run; the `fake_job` fixture resets it.
+FAKE_JOB = {}
+
+
+def run_fake_job(run):
+    """The service of the job `fake-job` (see the `fake_job` fixture)."""
+    FAKE_JOB["runs"] += 1
+    FAKE_JOB["last_run"] = run
+    run.stats.update(FAKE_JOB["stats"])
+    run.stats["itemsProcessed"] = FAKE_JOB["items"]
+    for outcome, error in FAKE_JOB["outcomes"]:
+        run.count(outcome, error)
+    if FAKE_JOB["during"]:
+        FAKE_JOB["during"](run)
+    if FAKE_JOB["error"]:
+        raise FAKE_JOB["error"]
+
+
+@pytest.fixture
+def fake_job(monkeypatch):
+    """Register a job `fake-job` (every 5 minutes, max runtime 4 min) and return what it
+    does on a run, for the test to set: `items` processed, `stats`, item `outcomes`
+    ([(ItemOutcome, error)]), a function called `during` the run, and an `error` raised."""
+    FAKE_JOB.clear()
+    FAKE_JOB.update(runs=0, items=3, stats={"widgets": 3}, outcomes=[], during=None, error=None)
+    job = Job(
+        name="fake-job",
+        service="tests.conftest.run_fake_job",
+        description="A job for tests.",
+        default_schedule="*/5 * * * *",
+        default_max_runtime_minutes=4,
+    )
+    monkeypatch.setitem(JOBS, "fake-job", job)
+    return FAKE_JOB
 
 
 @pytest.fixture
@@ -194,6 +260,13 @@ def daily_settings(settings):
     settings.DAILY_BACKOFF_FACTOR = 0.001
     settings.DAILY_DELETE_RATE_PER_SECOND = 0
     return settings
+
+
+@pytest.fixture
+def mocked_daily(daily_settings):
+    """Daily's API behind `responses` (DAILY_TEST_API_URL + "/rooms/<name>")."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
 
 
 @pytest.fixture

@@ -8,22 +8,17 @@ from io import StringIO
 import pytest
 import responses
 from django.core.management import call_command
-from django.utils import timezone
 
 from bookings.models import Creator
 from cronlogs.models import Log
 from cronlogs.runner import run_job
 from payouts.automatic import process_automatic_payouts
 from payouts.models import Payout
+from tests.conftest import job_run
 
 pytestmark = pytest.mark.django_db
 Schedule = Creator.PayoutSchedule
 Status = Payout.Status
-
-
-@pytest.fixture
-def now():
-    return timezone.now()
 
 
 @pytest.fixture
@@ -44,9 +39,9 @@ def scheduled_creator(make_creator, stripe_fake):
 
 
 def run(now, dry_run=False):
-    stats = {}
-    process_automatic_payouts(now=now, dry_run=dry_run, stats=stats)
-    return stats
+    work = job_run(now, dry_run=dry_run)
+    process_automatic_payouts(work)
+    return work.stats
 
 
 def previous_payout(make_payout, creator, *, at, status=Status.PAID):

@@ -8,14 +8,14 @@ import pytest
 import requests
 import responses
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
-from bookings.daily import DailyError, DeleteOutcome, RoomDeletion
+from bookings import room_cleanup
+from bookings.daily import DeleteOutcome, RoomDeletion
 from bookings.models import Booking
-from bookings.room_cleanup import cleanup_daily_rooms, delete_booking_room
+from bookings.room_cleanup import cleanup_daily_rooms, delete_booking_rooms
 from cronlogs.models import Log
 from cronlogs.runner import run_job
-from tests.conftest import DAILY_TEST_API_KEY, DAILY_TEST_API_URL
+from tests.conftest import DAILY_TEST_API_KEY, DAILY_TEST_API_URL, job_run
 
 pytestmark = pytest.mark.django_db
 
@@ -24,12 +24,6 @@ ANY_ROOM = re.compile(re.escape(f"{DAILY_TEST_API_URL}/rooms/") + ".*")
 
 def room_url(name):
     return f"{DAILY_TEST_API_URL}/rooms/{name}"
-
-
-@pytest.fixture
-def mocked_daily(daily_settings):
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture
@@ -45,9 +39,9 @@ def finished_booking(make_booking):
 
 
 def run_cleanup():
-    stats = {}
-    cleanup_daily_rooms(now=timezone.now(), dry_run=False, stats=stats)
-    return stats
+    run = job_run()
+    cleanup_daily_rooms(run)
+    return run.stats
 
 
 def test_it_deletes_the_rooms_of_finished_bookings_and_clears_them(mocked_daily, finished_booking):
@@ -144,7 +138,8 @@ def test_it_keeps_the_room_and_logs_an_error_when_daily_keeps_failing(
     assert row.context["roomId"] == "room-broken"
     assert row.context["bookingId"] == booking.pk
     assert row.context["operation"] == "delete"
-    assert row.context["error"] == "DailyError: Daily API error 500: server-error"
+    assert row.context["error"] == "DailyError: Daily unavailable 500: server-error"
+    assert row.context["errorKind"] == "unavailable" and row.context["httpStatus"] == 500
 
     # It should try that room again on the next run.
     mocked_daily.replace(responses.DELETE, room_url("room-broken"), json={"deleted": True})
@@ -214,25 +209,25 @@ def test_it_goes_on_after_a_failure_and_its_stats_add_up(mocked_daily, finished_
     assert (
         Log.objects.get(type="DAILY_ROOM_ERROR")
         .context["error"]
-        .endswith("Daily API error 502: Bad Gateway")
+        .endswith("Daily unavailable 502: Bad Gateway")
     )
 
 
-def test_it_does_not_clear_a_booking_whose_room_changed_meanwhile(finished_booking):
+def test_it_does_not_clear_a_booking_whose_room_changed_meanwhile(
+    finished_booking, daily_settings, monkeypatch
+):
     booking = finished_booking("room-old")
 
-    class ReassigningClient:
+    def delete_rooms_while_reassigned(names):
         """Daily deletes the room while another process gives the booking a new one."""
+        for name in names:
+            Booking.objects.filter(pk=booking.pk).update(
+                daily_room_name="room-new", daily_room_url="https://callastar.daily.co/new"
+            )
+            yield RoomDeletion(name, DeleteOutcome.DELETED, None)
 
-        def delete_rooms(self, names):
-            for name in names:
-                Booking.objects.filter(pk=booking.pk).update(
-                    daily_room_name="room-new", daily_room_url="https://callastar.daily.co/new"
-                )
-                yield RoomDeletion(name, DeleteOutcome.DELETED, None)
-
-    stats = {}
-    cleanup_daily_rooms(now=timezone.now(), dry_run=False, stats=stats, client=ReassigningClient())
+    monkeypatch.setattr(room_cleanup.daily, "delete_rooms", delete_rooms_while_reassigned)
+    stats = run_cleanup()
 
     # It should count the deletion but leave the new room on the booking.
     assert stats["roomsDeleted"] == 1
@@ -254,7 +249,6 @@ def test_it_fails_the_run_naming_daily_api_key_when_it_is_missing(
     assert "DAILY_API_KEY" in result.error
     row = Log.objects.get(type="CRON_ERROR")
     assert "DAILY_API_KEY" in row.context["error"]
-    assert row.context["totalBookings"] == 1
     assert len(mocked_daily.calls) == 0
     booking.refresh_from_db()
     assert booking.daily_room_name == "room-waiting"
@@ -329,25 +323,37 @@ def test_the_command_prints_the_rooms_of_a_dry_run(mocked_daily, finished_bookin
     assert len(mocked_daily.calls) == 0
 
 
-def test_delete_booking_room_deletes_and_clears_for_the_admin(mocked_daily, make_booking):
+def test_delete_booking_rooms_deletes_and_clears_for_the_admin(mocked_daily, make_booking):
     booking = make_booking(daily_room_name="room-admin", daily_room_url="https://x.daily.co/r")
     mocked_daily.delete(room_url("room-admin"), json={"deleted": True})
+    run = job_run()
+
+    delete_booking_rooms(run, booking_ids=[booking.pk], deleted_by="admin")
 
     # It should delete even a confirmed booking's room when staff ask, and say so.
-    assert delete_booking_room(booking) == "deleted"
+    booking.refresh_from_db()
     assert booking.daily_room_name is None
+    assert run.stats["roomsDeleted"] == 1 and run.stats["withoutRoom"] == 0
     assert Log.objects.get(type="DAILY_ROOM_DELETED").context["deletedBy"] == "admin"
-    assert delete_booking_room(booking) == "no_room"
+
+    # It should find nothing left to delete the second time.
+    again = job_run()
+    delete_booking_rooms(again, booking_ids=[booking.pk])
+    assert again.stats["withoutRoom"] == 1 and again.stats["totalBookings"] == 0
     assert len(mocked_daily.calls) == 1
 
 
-def test_delete_booking_room_raises_and_logs_when_daily_fails(mocked_daily, finished_booking):
+def test_delete_booking_rooms_keeps_the_room_and_logs_when_daily_fails(
+    mocked_daily, finished_booking
+):
     booking = finished_booking("room-admin-fail")
     mocked_daily.delete(room_url("room-admin-fail"), status=500, json={"error": "server-error"})
+    run = job_run()
 
-    with pytest.raises(DailyError):
-        delete_booking_room(booking, deleted_by="admin")
+    delete_booking_rooms(run, booking_ids=[booking.pk], deleted_by="admin")
 
+    # It should count a provider failure against the run and keep the room.
+    assert run.stats["roomsFailed"] == 1 and run.every_attempt_failed
     booking.refresh_from_db()
     assert booking.daily_room_name == "room-admin-fail"
     assert Log.objects.get(type="DAILY_ROOM_ERROR").context["requestedBy"] == "admin"

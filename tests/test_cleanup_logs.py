@@ -11,6 +11,7 @@ from django.utils import timezone
 from cronlogs.logger import write_log
 from cronlogs.models import Log
 from cronlogs.retention import cleanup_logs
+from tests.conftest import job_run
 from tests.processes import race, start_manage
 
 pytestmark = pytest.mark.django_db
@@ -25,9 +26,9 @@ def make_log(level, age, type=Log.Type.EMAIL_SENT):
 
 
 def run_cleanup(**kwargs):
-    stats = {}
-    cleanup_logs(now=NOW, dry_run=False, stats=stats, **kwargs)
-    return stats
+    run = job_run(NOW)
+    cleanup_logs(run, **kwargs)
+    return run.stats
 
 
 @pytest.mark.parametrize("level, days", [("INFO", 30), ("WARNING", 60), ("ERROR", 90)])
@@ -118,11 +119,11 @@ def test_it_works_on_an_empty_table():
 
 def test_it_counts_without_deleting_on_a_dry_run():
     make_log("INFO", timedelta(days=31))
-    stats = {}
+    run = job_run(NOW, dry_run=True)
 
-    cleanup_logs(now=NOW, dry_run=True, stats=stats)
+    cleanup_logs(run)
 
-    assert stats["infoDeleted"] == 1
+    assert run.stats["infoDeleted"] == 1
     assert Log.objects.count() == 1
 
 
@@ -136,7 +137,7 @@ def test_it_runs_as_a_command_and_logs_the_run():
     result = json.loads(out.getvalue())
     assert result["success"] is True
     assert result["itemsProcessed"] == 1
-    run = Log.objects.get()
+    run = Log.objects.exclude(type="CRON_STARTED").get()
     assert run.type == "CRON_RUN"
     assert run.context["cronType"] == "cleanup-logs"
     assert run.context["warningDeleted"] == 1
@@ -149,6 +150,7 @@ def test_it_prints_a_human_summary():
     call_command("cleanup_logs", stdout=out)
 
     assert out.getvalue().startswith("cleanup-logs: done; processed 0 items in ")
+    assert len(out.getvalue().splitlines()) == 1
 
 
 SLOW_CHILD = """
@@ -178,7 +180,11 @@ def test_it_runs_once_when_two_processes_start_at_the_same_moment(subprocess_env
     assert [returncode for returncode, _, _ in outcomes] == [0, 0], outcomes
     statuses = sorted(json.loads(stdout)["status"] for _, stdout, _ in outcomes)
     assert statuses == ["skipped", "success"]
-    assert sorted(Log.objects.values_list("type", flat=True)) == ["CRON_RUN", "CRON_SKIPPED"]
+    assert sorted(Log.objects.values_list("type", flat=True)) == [
+        "CRON_RUN",
+        "CRON_SKIPPED",
+        "CRON_STARTED",
+    ]
     assert Log.objects.get(type="CRON_RUN").context["infoDeleted"] == 1
     skipped = Log.objects.get(type="CRON_SKIPPED")
     assert (skipped.level, skipped.context["cronType"]) == ("WARNING", "cleanup-logs")

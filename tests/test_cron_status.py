@@ -9,25 +9,14 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from cronlogs import logger
 from cronlogs.jobs import JOBS
 from cronlogs.models import Log
 from cronlogs.schedule import describe_schedule, last_due, missed_since, next_run
 from cronlogs.status import job_is_running, job_status
+from tests.conftest import record_run
 from tests.processes import held_job_lock, run_manage
 
 pytestmark = pytest.mark.django_db
-
-
-def record_run(job, *, ago, failed=False, items=4, duration=2500):
-    started = timezone.now() - ago
-    context = {"startTime": started.isoformat(), "trigger": "cron"}
-    if failed:
-        row = logger.log_cron_error(job, RuntimeError("Daily API down"), context)
-    else:
-        row = logger.log_cron_run(job, items, duration, context)
-    Log.objects.filter(pk=row.pk).update(created_at=started)
-    return row
 
 
 def record_all_on_time():
@@ -78,7 +67,9 @@ def test_it_prints_a_table_and_exits_zero_when_all_is_well():
         assert job in text
     line = next(line for line in text.splitlines() if line.startswith("send-booking-reminders"))
     assert "*/5 * * * *" in line and "Every 5 minutes" in line
-    assert "success" in line and "2.50s" in line and " ok" in line
+    assert "success" in line and "2.50s" in line and " ok " in line
+    # It should head every column, the state first after the job.
+    assert text.splitlines()[0].split()[:2] == ["job", "state"]
 
 
 def test_it_exits_non_zero_when_the_last_run_failed():
@@ -90,7 +81,7 @@ def test_it_exits_non_zero_when_the_last_run_failed():
     with pytest.raises(CommandError, match=r"process-payouts: last run failed: RuntimeError"):
         call_command("cron_status", stdout=out)
     line = next(line for line in out.getvalue().splitlines() if line.startswith("process-payouts"))
-    assert "FAILING" in line
+    assert "failing (!)" in line
 
 
 def test_it_exits_non_zero_when_a_job_missed_its_schedule():
@@ -156,11 +147,11 @@ def test_it_sees_a_run_in_progress_without_taking_the_lock():
     assert job_is_running("process-payouts") is False
 
 
-def test_it_builds_the_crontab_from_the_schedules(subprocess_env):
+def test_it_builds_the_crontab_from_the_registry(subprocess_env):
     # It should give django-crontab one line per job, through the shared runner.
     assert sorted(django_settings.CRONJOBS) == sorted(
-        (schedule, "cronlogs.crontab.run_scheduled_job", [job])
-        for job, schedule in django_settings.CRON_SCHEDULES.items()
+        (job.default_schedule, "cronlogs.crontab.run_scheduled_job", [job.name])
+        for job in JOBS.values()
     )
 
     # It should honour an overridden schedule, and `crontab show` should work.

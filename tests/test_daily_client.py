@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 import pytest
 import requests
-import responses
 from django.core.exceptions import ImproperlyConfigured
 
 from bookings import daily
@@ -23,12 +22,6 @@ from tests.conftest import DAILY_TEST_API_KEY, DAILY_TEST_API_URL
 
 ROOM = "room-abc-123"
 ROOM_URL = f"{DAILY_TEST_API_URL}/rooms/{ROOM}"
-
-
-@pytest.fixture
-def mocked_daily(daily_settings):
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def test_it_deletes_a_room_with_one_authenticated_delete(mocked_daily):
@@ -80,8 +73,9 @@ def test_it_gives_up_after_the_retries_with_status_and_dailys_message(mocked_dai
 
     # It should try 1 + DAILY_MAX_RETRIES times, then raise with the status and the text.
     assert len(mocked_daily.calls) == 1 + 3
-    assert caught.value.status == 503
-    assert str(caught.value) == "Daily API error 503: server-error: try again later"
+    assert caught.value.http_status == 503
+    assert (caught.value.kind, caught.value.retryable) == ("unavailable", True)
+    assert str(caught.value) == "Daily unavailable 503: server-error: try again later"
 
 
 def test_it_does_not_retry_a_client_error(mocked_daily):
@@ -92,9 +86,10 @@ def test_it_does_not_retry_a_client_error(mocked_daily):
     with pytest.raises(DailyError) as caught:
         daily.delete_room(ROOM)
 
-    # It should fail at once: retrying a rejected key cannot help.
+    # It should fail at once, as a rejected key: retrying cannot help.
     assert len(mocked_daily.calls) == 1
-    assert caught.value.status == 401
+    assert caught.value.http_status == 401
+    assert (caught.value.kind, caught.value.retryable) == ("authentication", False)
 
 
 def test_it_turns_a_timeout_into_a_daily_error(mocked_daily):
@@ -104,7 +99,7 @@ def test_it_turns_a_timeout_into_a_daily_error(mocked_daily):
         daily.delete_room(ROOM)
 
     # It should raise the client's one error type, with no status and a plain reason.
-    assert caught.value.status is None
+    assert caught.value.http_status is None and caught.value.kind == "unavailable"
     assert "timed out" in str(caught.value)
 
 
@@ -175,7 +170,7 @@ def test_it_tells_whether_a_room_exists(mocked_daily):
     assert daily.room_exists("gone") is False
     with pytest.raises(DailyError) as caught:
         daily.room_exists("broken")
-    assert caught.value.status == 500
+    assert caught.value.http_status == 500
 
 
 def test_it_names_daily_api_key_when_it_is_missing(daily_settings):
@@ -328,7 +323,7 @@ def test_it_gives_up_on_a_server_that_never_answers_in_time(live_daily, daily_se
 
     # It should try twice (one retry), then raise a timeout error without a status.
     assert len(live_daily.requests) == 2
-    assert caught.value.status is None
+    assert caught.value.http_status is None
     assert "timed out" in str(caught.value)
 
 
@@ -351,12 +346,12 @@ def test_it_deletes_many_rooms_in_order_reporting_failures(mocked_daily):
     mocked_daily.delete(f"{DAILY_TEST_API_URL}/rooms/b", status=500, json={"error": "boom"})
     mocked_daily.delete(f"{DAILY_TEST_API_URL}/rooms/c", status=404, json={"error": "not-found"})
 
-    results = list(daily.get_client().delete_rooms(["a", "b", "c"]))
+    results = list(daily.delete_rooms(["a", "b", "c"]))
 
     # It should yield one result per name, in order, with the failure as a value.
     assert [result.name for result in results] == ["a", "b", "c"]
     assert results[0].outcome == DeleteOutcome.DELETED and results[0].error is None
-    assert results[1].outcome is None and results[1].error.status == 500
+    assert results[1].outcome is None and results[1].error.http_status == 500
     assert results[2].outcome == DeleteOutcome.ALREADY_GONE
     assert len(mocked_daily.calls) == 1 + (1 + 3) + 1
 
@@ -365,7 +360,7 @@ def test_it_keeps_the_pace_when_deletes_overlap(live_daily, daily_settings, pace
     daily_settings.DAILY_DELETE_RATE_PER_SECOND = 20
     live_daily.replies = [(200, {}, {"deleted": True}, 0.08)] * 8
 
-    results = list(daily.get_client().delete_rooms([f"room-{n}" for n in range(8)]))
+    results = list(daily.delete_rooms([f"room-{n}" for n in range(8)]))
 
     # Answers take 80 ms, longer than the 50 ms interval: requests overlap, yet their
     # starts stay 1/20 s apart and each room gets exactly one DELETE.
@@ -411,5 +406,5 @@ def test_it_treats_a_redirect_as_an_error_and_does_not_follow_it(mocked_daily):
     # It should neither follow (and so re-send the key elsewhere) nor call it deleted.
     with pytest.raises(DailyError) as caught:
         daily.delete_room(ROOM)
-    assert caught.value.status == 301
+    assert caught.value.http_status == 301
     assert len(mocked_daily.calls) == 1

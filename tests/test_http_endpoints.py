@@ -8,8 +8,9 @@ import pytest
 from django.utils import timezone
 
 from cronlogs import logger
-from cronlogs.jobs import JOBS, Job
+from cronlogs.jobs import JOBS
 from cronlogs.models import Log
+from tests.conftest import record_run
 from tests.processes import held_job_lock
 
 pytestmark = pytest.mark.django_db
@@ -17,22 +18,9 @@ pytestmark = pytest.mark.django_db
 SECRET = "s3cr3t-cron-value-for-tests-0123456789"
 
 
-@pytest.fixture
-def fake_job(monkeypatch, settings):
-    """A job `fake-job` that counts its runs and fails when told to."""
-    behaviour = {"runs": 0, "error": None}
-
-    def fake_job_function(*, now, dry_run, stats):
-        behaviour["runs"] += 1
-        stats.update(widgets=7, itemsProcessed=7)
-        if behaviour["error"]:
-            raise behaviour["error"]
-
-    monkeypatch.setitem(JOBS, "fake-job", Job("fake-job", "x.y", "A job for tests."))
-    settings.CRON_SCHEDULES = {**settings.CRON_SCHEDULES, "fake-job": "*/5 * * * *"}
-    monkeypatch.setattr(Job, "function", property(lambda job: fake_job_function))
+@pytest.fixture(autouse=True)
+def cron_secret(settings):
     settings.CRON_SECRET = SECRET
-    return behaviour
 
 
 def stored_logs():
@@ -47,11 +35,12 @@ def test_it_runs_the_job_with_a_bearer_secret(client, fake_job):
     body = response.json()
     assert body["success"] is True
     assert body["cronType"] == "fake-job"
-    assert body["itemsProcessed"] == 7
-    assert body["stats"] == {"widgets": 7}
+    assert body["itemsProcessed"] == 3
+    assert body["stats"] == {"widgets": 3}
     assert fake_job["runs"] == 1
     row = Log.objects.get(pk=body["logId"])
     assert row.type == "CRON_RUN"
+    assert row.context["runId"] == body["runId"]
     assert row.context["trigger"] == "http"
     assert SECRET not in stored_logs()
 
@@ -129,7 +118,7 @@ def test_it_answers_500_with_the_error_when_the_job_fails(client, fake_job):
     assert "Stripe said no" in body["error"]
     assert body["message"].startswith("Cron job fake-job failed")
     assert SECRET not in response.content.decode()
-    assert Log.objects.get().type == "CRON_ERROR"
+    assert Log.objects.get(pk=body["logId"]).type == "CRON_ERROR"
     assert SECRET not in stored_logs()
 
 
@@ -141,9 +130,15 @@ def test_it_answers_404_for_an_unknown_job(client, fake_job):
     assert not Log.objects.exists()
 
 
-def test_it_refuses_other_methods(client, fake_job):
-    response = client.put("/api/cron/fake-job", headers={"X-Cron-Secret": SECRET})
-    assert response.status_code == 405
+def test_it_refuses_other_methods_with_json(client, fake_job):
+    for url in ("/api/cron/fake-job", "/api/cron/health"):
+        for method in (client.put, client.delete, client.patch):
+            response = method(url, headers={"X-Cron-Secret": SECRET})
+            # It should answer a JSON 405 (not Django's HTML CSRF page) and run nothing.
+            assert response.status_code == 405
+            assert response["Content-Type"] == "application/json"
+            assert response.json()["error"] == "method_not_allowed"
+    assert client.post("/api/cron/health").status_code == 405
     assert fake_job["runs"] == 0
 
 
@@ -151,35 +146,42 @@ def test_it_reports_readiness_without_secrets(client, fake_job, settings):
     settings.DAILY_API_KEY = "daily-key-abcdef123456"
     settings.STRIPE_SECRET_KEY = ""
     logger.log_cron_run("cleanup-daily-rooms", 3, 1500, {"trigger": "cron"})
+    authorized = {"Authorization": f"Bearer {SECRET}"}
 
-    ready = client.get("/api/cron/cleanup-daily-rooms")
-    not_ready = client.get("/api/cron/process-payouts")
+    ready = client.get("/api/cron/cleanup-daily-rooms", headers=authorized)
+    not_ready = client.get("/api/cron/process-payouts", headers=authorized)
+    anonymous = client.get("/api/cron/process-payouts")
 
     # It should describe the job and what it lacks, by name only, and run nothing.
     assert ready.status_code == 200
     body = ready.json()
     assert body["cronType"] == "cleanup-daily-rooms"
     assert body["ready"] is True
+    assert body["state"] == "ok"
     assert body["schedule"] == "0 * * * *"
     assert body["scheduleDescription"] == "Every hour"
     assert body["lastRun"]["itemsProcessed"] == 3
     assert not_ready.json()["ready"] is False
     assert not_ready.json()["missingSettings"] == ["STRIPE_SECRET_KEY"]
-    for response in (ready, not_ready):
+    # ...and without the secret only whether it is ready and its state, no setting names.
+    assert anonymous.json()["ready"] is False
+    assert anonymous.json()["state"] == "never-run"
+    assert "missingSettings" not in anonymous.json()
+    assert "STRIPE_SECRET_KEY" not in anonymous.content.decode()
+    for response in (ready, not_ready, anonymous):
         text = response.content.decode()
         assert SECRET not in text
         assert "daily-key-abcdef123456" not in text
     assert Log.objects.count() == 1
 
 
-def record_run(job, *, ago, failed=False):
-    started = timezone.now() - ago
-    context = {"startTime": started.isoformat(), "trigger": "cron"}
-    if failed:
-        row = logger.log_cron_error(job, RuntimeError("Daily API down"), context)
-    else:
-        row = logger.log_cron_run(job, 1, 100, context)
-    Log.objects.filter(pk=row.pk).update(created_at=started)
+def test_it_says_not_ready_for_a_secret_no_request_can_present(client, fake_job, settings):
+    settings.CRON_SECRET = f" {SECRET} "
+
+    # It should not call a trigger ready that could never be authorized.
+    assert client.get("/api/cron/fake-job").json()["ready"] is False
+    response = client.post("/api/cron/fake-job", headers={"X-Cron-Secret": f" {SECRET} "})
+    assert response.status_code == 401
 
 
 def test_it_reports_health_200_when_every_job_is_on_time(client):
@@ -191,6 +193,7 @@ def test_it_reports_health_200_when_every_job_is_on_time(client):
     assert response.status_code == 200
     assert response.json()["healthy"] is True
     assert response.json()["culprits"] == []
+    assert {job["state"] for job in response.json()["jobs"]} == {"ok"}
 
 
 def test_it_reports_health_503_listing_the_failing_and_overdue_jobs(client):
@@ -203,11 +206,46 @@ def test_it_reports_health_503_listing_the_failing_and_overdue_jobs(client):
         context={"cronType": "send-booking-reminders", "trigger": "cron"},
     )
 
+    response = client.get("/api/cron/health", headers={"X-Cron-Secret": SECRET})
+
+    # It should answer 503 and name exactly the two culprits, their states and why.
+    assert response.status_code == 503
+    culprits = {c["cronType"]: c for c in response.json()["culprits"]}
+    assert set(culprits) == {"cleanup-daily-rooms", "send-booking-reminders"}
+    assert culprits["cleanup-daily-rooms"]["state"] == "failing"
+    assert culprits["cleanup-daily-rooms"]["problems"] == [
+        "last run failed: RuntimeError: Daily API down"
+    ]
+    assert culprits["send-booking-reminders"]["state"] == "overdue"
+    assert culprits["send-booking-reminders"]["problems"][0].startswith("missed its run due at ")
+
+
+def test_it_shows_only_states_to_anyone_without_the_secret(client):
+    for job in JOBS:
+        record_run(job, ago=timedelta(minutes=1))
+    record_run("cleanup-daily-rooms", ago=timedelta(seconds=30), failed=True)
+
     response = client.get("/api/cron/health")
 
-    # It should answer 503 and name exactly the two culprits and why.
+    # It should say which job is unhealthy and in which state, but not the error text.
     assert response.status_code == 503
-    culprits = {c["cronType"]: c["problems"] for c in response.json()["culprits"]}
-    assert set(culprits) == {"cleanup-daily-rooms", "send-booking-reminders"}
-    assert culprits["cleanup-daily-rooms"] == ["last run failed: RuntimeError: Daily API down"]
-    assert culprits["send-booking-reminders"][0].startswith("missed its run due at ")
+    assert response.json()["culprits"] == [{"cronType": "cleanup-daily-rooms", "state": "failing"}]
+    assert "Daily API down" not in response.content.decode()
+    for job in response.json()["jobs"]:
+        assert set(job) == {"cronType", "state", "healthy"}
+
+
+def test_it_does_not_email_admins_for_a_503_answer(client, settings, mailoutbox):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.DEBUG = False
+    for job in JOBS:
+        record_run(job, ago=timedelta(minutes=1))
+    record_run("cleanup-daily-rooms", ago=timedelta(seconds=30), failed=True)
+
+    for _ in range(3):
+        assert client.get("/api/cron/health").status_code == 503
+
+    # It should send the one state-change alert, and no "Internal Server Error" per poll.
+    assert [message.subject for message in mailoutbox] == [
+        "[Call a Star] Cron job cleanup-daily-rooms is failing"
+    ]

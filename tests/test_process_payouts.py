@@ -15,6 +15,7 @@ from cronlogs.runner import run_job
 from payouts import processing
 from payouts.models import Payout
 from payouts.processing import pay_approved_payouts, process_payouts
+from tests.conftest import job_run
 from tests.processes import race
 from tests.stripe_fake import served_stripe
 
@@ -24,11 +25,6 @@ Status = Payout.Status
 
 class Crash(BaseException):
     """The process dying at this point (not an error the job could handle)."""
-
-
-@pytest.fixture
-def now():
-    return timezone.now()
 
 
 @pytest.fixture
@@ -47,10 +43,10 @@ def funded_creator(make_creator, stripe_fake):
     return make
 
 
-def run(now, **kwargs):
-    stats = {}
-    process_payouts(now=now, dry_run=False, stats=stats, **kwargs)
-    return stats
+def run(now):
+    work = job_run(now)
+    process_payouts(work)
+    return work.stats
 
 
 def test_it_pays_an_approved_payout_with_a_key_derived_from_it(
@@ -242,7 +238,7 @@ def test_it_pays_once_after_a_crash_between_stripe_and_the_database(
     with monkeypatch.context() as patch:
         patch.setattr(processing, "record_stripe_payout", crash)
         with pytest.raises(Crash):
-            pay_approved_payouts(now=now)
+            pay_approved_payouts(job_run(now))
     payout.refresh_from_db()
     assert payout.status == Status.PROCESSING and payout.stripe_payout_id is None
     assert len(stripe_fake.creations) == 1
@@ -404,11 +400,13 @@ CHILD = """
 import json
 import django
 django.setup()
+from cronlogs.work import JobRun
 from payouts.processing import pay_approved_payouts
 from tests.processes import wait_for_start_signal
 wait_for_start_signal()
-stats = pay_approved_payouts()
-print(json.dumps({"succeeded": stats["succeeded"], "errors": stats["errors"]}))
+run = JobRun()
+pay_approved_payouts(run)
+print(json.dumps({"succeeded": run.stats["succeeded"], "errors": run.stats["errors"]}))
 """
 
 
@@ -467,7 +465,7 @@ def test_it_fails_the_run_when_stripe_rejects_the_key_without_revealing_it(
     payout.refresh_from_db()
     assert payout.status == Status.APPROVED and stripe_fake.payout_posts() == []
     row = Log.objects.get(type="CRON_ERROR")
-    assert "Stripe rejected the API key" in row.context["error"]
+    assert "Stripe authentication 401" in row.context["error"]
     for text in (
         str(caught.value),
         out.getvalue(),

@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from bookings import emails, reminders
 from bookings.models import Booking, BookingReminder
-from bookings.reminders import send_due_reminders, send_reminders_for_bookings
+from bookings.reminders import remind_bookings_now, send_due_reminders
 from cronlogs.models import Log
 from cronlogs.runner import run_job
+from tests.conftest import job_run
 
 pytestmark = pytest.mark.django_db
 
@@ -24,9 +25,15 @@ NOW = timezone.now().replace(microsecond=0)
 
 
 def run(now=NOW, dry_run=False):
-    stats = {}
-    send_due_reminders(now=now, dry_run=dry_run, stats=stats)
-    return stats
+    work = job_run(now, dry_run=dry_run)
+    send_due_reminders(work)
+    return work.stats
+
+
+def remind_now(bookings, now=NOW):
+    work = job_run(now)
+    remind_bookings_now(work, booking_ids=[booking.pk for booking in bookings])
+    return work.stats
 
 
 def due_booking(make_booking, minutes=10, **fields):
@@ -474,10 +481,7 @@ def test_it_sends_now_for_the_bookings_staff_picked(make_booking):
     run()
     mail.outbox.clear()
 
-    stats = send_reminders_for_bookings(
-        Booking.objects.filter(pk__in=[tomorrow.pk, already.pk, started.pk, pending.pk]),
-        now=NOW,
-    )
+    stats = remind_now([tomorrow, already, started, pending])
 
     # It should send the far-away booking's reminders, and not resend or send after start.
     assert sorted(message.to[0] for message in mail.outbox) == sorted(
@@ -490,6 +494,7 @@ def test_it_sends_now_for_the_bookings_staff_picked(make_booking):
         "emailsFailed": 0,
         "alreadySent": 2,
         "emailsDeferred": 0,
+        "itemsProcessed": 2,
     }
     # ...and the cron run 15 minutes before the call should not send them again.
     assert run(now=tomorrow.starts_at - timedelta(minutes=15))["totalBookings"] == 0
@@ -500,7 +505,7 @@ def test_it_reports_smtp_down_to_the_admin_action(make_booking, smtp_settings, s
     booking = make_booking(starts_at=NOW + timedelta(hours=2))
     settings.EMAIL_PORT = 1
 
-    stats = send_reminders_for_bookings([booking], now=NOW)
+    stats = remind_now([booking])
 
     assert stats["emailsFailed"] == 2
     assert stats["error"].startswith("SMTP server unavailable: ")
@@ -513,7 +518,7 @@ def test_it_runs_from_the_command(make_booking):
 
     call_command("send_booking_reminders", stdout=out)
 
-    assert out.getvalue().startswith("send-booking-reminders: done; processed 2 items")
+    assert "send-booking-reminders: done; processed 2 items" in out.getvalue()
     row = Log.objects.get(type="CRON_RUN")
     assert row.context["cronType"] == "send-booking-reminders"
     assert row.context["emailsSent"] == 2

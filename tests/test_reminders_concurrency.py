@@ -22,16 +22,18 @@ import django
 django.setup()
 from django.utils import timezone
 from bookings.models import Booking
-from bookings.reminders import send_due_reminders, send_reminders_for_bookings
+from bookings.reminders import remind_bookings_now, send_due_reminders
+from cronlogs.work import JobRun
 from tests.processes import wait_for_start_signal
 
 wait_for_start_signal()
+run = JobRun(now=timezone.now())
 if os.environ["RACE_MODE"] == "cron":
-    stats = {}
-    send_due_reminders(now=timezone.now(), dry_run=False, stats=stats)
+    send_due_reminders(run)
 else:
-    stats = send_reminders_for_bookings(Booking.objects.filter(status="CONFIRMED"))
-print(json.dumps(stats))
+    ids = list(Booking.objects.filter(status="CONFIRMED").values_list("pk", flat=True))
+    remind_bookings_now(run, booking_ids=ids)
+print(json.dumps(run.stats))
 """
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from bookings.emails import local_call_time, render_booking_reminder
 from bookings.reminders import send_due_reminders
+from tests.conftest import job_run
 
 NEW_YEARS_EVE = datetime(2024, 12, 31, 14, 30, tzinfo=UTC)
 
@@ -106,7 +107,7 @@ def test_it_links_the_booking_page_in_each_recipients_time_never_the_daily_room(
         daily_room_url="https://callastar.daily.co/secret-room",
     )
 
-    send_due_reminders(now=now, dry_run=False, stats={})
+    send_due_reminders(job_run(now))
 
     by_address = {message.to[0]: message for message in mail.outbox}
     for address, zone, other in (

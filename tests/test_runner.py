@@ -7,7 +7,6 @@ import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
 
-from cronlogs.jobs import JOBS, Job
 from cronlogs.models import Log
 from cronlogs.runner import RunStatus, run_job
 from tests.processes import held_job_lock
@@ -15,29 +14,12 @@ from tests.processes import held_job_lock
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def fake_job(monkeypatch, settings):
-    """Register a job named `fake-job` whose behaviour the test sets."""
-    behaviour = {"items": 3, "error": None, "stats": {"widgets": 3}}
-
-    def fake_job_function(*, now, dry_run, stats):
-        stats.update(behaviour["stats"])
-        stats["itemsProcessed"] = behaviour["items"]
-        if behaviour["error"]:
-            raise behaviour["error"]
-
-    monkeypatch.setitem(JOBS, "fake-job", Job("fake-job", "x.y", "A job for tests."))
-    settings.CRON_SCHEDULES = {**settings.CRON_SCHEDULES, "fake-job": "*/5 * * * *"}
-    monkeypatch.setattr(Job, "function", property(lambda job: fake_job_function))
-    return behaviour
-
-
 def test_it_writes_one_cron_run_row_with_the_contracted_context(fake_job):
     result = run_job("fake-job", trigger="cli")
 
     # It should write exactly one CRON_RUN row with timing, counts, trigger and the stats.
     assert result.status == RunStatus.SUCCESS
-    row = Log.objects.get()
+    row = Log.objects.get(type="CRON_RUN")
     assert (row.type, row.status, row.level) == ("CRON_RUN", "SUCCESS", "INFO")
     assert row.message.startswith("Cron job completed: fake-job (processed 3 items in ")
     for key in (
@@ -66,7 +48,7 @@ def test_it_writes_one_cron_error_row_with_the_traceback_and_partial_stats(fake_
 
     # It should record the failure once, with the traceback and what was done before it.
     assert result.failed
-    row = Log.objects.get()
+    row = Log.objects.get(type="CRON_ERROR")
     assert (row.type, row.status, row.level) == ("CRON_ERROR", "ERROR", "ERROR")
     assert "Traceback (most recent call last)" in row.error
     assert "Database transaction failed" in row.error
@@ -141,6 +123,7 @@ def test_it_skips_when_the_job_is_already_running(fake_job):
 
     # It should do nothing but record a CRON_SKIPPED warning.
     assert result.status == RunStatus.SKIPPED
+    assert fake_job["runs"] == 0
     row = Log.objects.get()
     assert (row.type, row.status, row.level) == ("CRON_SKIPPED", "SUCCESS", "WARNING")
     assert row.context["cronType"] == "fake-job"
@@ -158,7 +141,7 @@ def test_it_prints_the_result_as_json(fake_job):
     assert result["cronType"] == "fake-job"
     assert result["itemsProcessed"] == 3
     assert result["stats"] == {"widgets": 3}
-    assert result["logId"] == Log.objects.get().pk
+    assert result["logId"] == Log.objects.get(type="CRON_RUN").pk
 
 
 def test_it_keeps_secrets_out_of_log_rows(fake_job, settings):
@@ -174,7 +157,7 @@ def test_it_keeps_secrets_out_of_log_rows(fake_job, settings):
     result = run_job("fake-job")
 
     # It should mask every secret in the row and in what it returns.
-    row = Log.objects.get()
+    row = Log.objects.get(type="CRON_ERROR")
     stored = json.dumps([row.message, row.context, row.error])
     for secret in ("cron-secret-value-123", "sk_test_abcdefghijklmnop", "daily-key-0123456789"):
         assert secret not in stored

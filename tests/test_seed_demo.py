@@ -8,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
-from bookings.demo import DEMO_STAFF_EMAIL, DEMO_STAFF_PASSWORD, seed_demo_data
 from bookings.models import Booking
+from callastar.demo import DEMO_STAFF_EMAIL, DEMO_STAFF_PASSWORD, seed_demo_data
 from cronlogs.models import Log
 from payouts.models import Payout
 

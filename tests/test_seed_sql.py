@@ -79,7 +79,13 @@ def test_it_answers_every_seed_query_with_the_rows_the_runner_wrote(written_rows
     # It should return the runner's rows, with the seed's column names, to each query.
     assert [row["type"] for row in results["recent cron runs"]] == ["CRON_RUN"]
     assert [row["type"] for row in results["recent cron errors"]] == ["CRON_ERROR"]
-    assert [row["type"] for row in results["logs of one cron"]] == ["CRON_ERROR", "CRON_RUN"]
+    # Each run of cleanup-logs also records its start, next to how it ended.
+    assert [row["type"] for row in results["logs of one cron"]] == [
+        "CRON_ERROR",
+        "CRON_STARTED",
+        "CRON_RUN",
+        "CRON_STARTED",
+    ]
     assert {row["type"] for row in results["recent email logs"]} == {"EMAIL_SENT", "EMAIL_ERROR"}
     assert {row["type"] for row in results["recent Daily room logs"]} == {
         "DAILY_ROOM_DELETED",

@@ -111,7 +111,7 @@ def test_it_replays_a_creation_sent_twice_with_the_same_key(stripe_fake):
     # It should surface a key reused with other parameters as a conflict for a person.
     with pytest.raises(StripeError) as caught:
         stripe_client.create_payout(**{**send, "amount": 2_000})
-    assert caught.value.kind == "conflict"
+    assert caught.value.idempotency_conflict and caught.value.kind == "invalid"
 
 
 def test_it_retries_a_500_with_the_same_idempotency_key(stripe_fake):
@@ -142,7 +142,7 @@ def test_it_maps_a_declined_request_to_stripes_code_and_message(stripe_fake):
     # It should keep Stripe's code and message and say nothing was created.
     error = caught.value
     assert error.declined and error.code == "card_declined" and error.http_status == 402
-    assert error.detail == "Your card was declined."
+    assert error.message == "Your card was declined." and error.kind == "invalid"
     assert "card_declined" in str(error) and "Your card was declined." in str(error)
     assert stripe_fake.creations == []
 
@@ -172,7 +172,7 @@ def test_it_never_puts_the_key_in_an_error(stripe_fake, settings):
     # It should classify a rejected key as such and mask it in every text it carries.
     assert caught.value.kind == "authentication"
     assert TEST_SECRET_KEY not in str(caught.value)
-    assert TEST_SECRET_KEY not in caught.value.detail
+    assert TEST_SECRET_KEY not in caught.value.message
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 

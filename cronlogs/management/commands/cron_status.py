@@ -3,14 +3,17 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from cronlogs.status import all_job_statuses
+from cronlogs.alerts import review_alerts
+from cronlogs.status import all_job_statuses, context_number
 
 
 class Command(BaseCommand):
     help = (
-        "Show each job's schedule (and its meaning), last run, status, duration, items, next "
-        "run and whether it is overdue. Exits non-zero when a job is overdue or its last run "
-        "failed, so it can serve as a monitoring check."
+        "Show each job's state (ok, degraded, failing, overdue, stuck, interrupted, paused, "
+        "never-run), schedule and its meaning, last run, status, duration, items and next "
+        "run. Exits 1 when a job is unhealthy (failing, overdue, stuck, interrupted, paused "
+        "too long), so it can serve as a monitoring check; ADMINS are emailed once per "
+        "change of state."
     )
 
     def add_arguments(self, parser):
@@ -18,6 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         statuses = all_job_statuses(now=timezone.now())
+        review_alerts(statuses)
         if options["json"]:
             self.stdout.write(json.dumps([status.to_dict() for status in statuses], indent=2))
         else:
@@ -29,42 +33,44 @@ class Command(BaseCommand):
             )
 
 
+HEADER = (
+    "job",
+    "state",
+    "schedule",
+    "last run (UTC)",
+    "status",
+    "duration",
+    "items",
+    "next run (UTC)",
+)
+
+
 def render_table(statuses):
-    header = (
-        "job",
-        "schedule",
-        "last run (UTC)",
-        "status",
-        "duration",
-        "items",
-        "next run (UTC)",
-        "",
-    )
-    rows = [header]
+    rows = [HEADER]
+    notes = []
     for status in statuses:
         run = status.last_run
-        duration = status.last_context("duration")
+        duration = context_number(run, "duration")
+        items = context_number(run, "itemsProcessed")
         rows.append(
             (
                 status.name,
-                f"{status.schedule}  ({status.schedule_text})",
+                status.state.value + ("" if status.healthy else " (!)"),
+                f"{status.schedule}  ({status.schedule_text or '?'})",
                 "-" if run is None else f"{run.created_at:%Y-%m-%d %H:%M:%S}",
                 status.last_status,
                 "-" if duration is None else f"{duration / 1000:.2f}s",
-                "-" if run is None else str(status.last_context("itemsProcessed") or 0),
-                f"{status.next_run:%Y-%m-%d %H:%M}",
-                ", ".join(
-                    flag
-                    for flag, on in (("OVERDUE", status.overdue), ("FAILING", status.failing))
-                    if on
-                )
-                or ("running" if status.running else "ok" if run else "waiting for first run"),
+                "-" if run is None else str(items or 0),
+                "-" if status.next_run is None else f"{status.next_run:%Y-%m-%d %H:%M}",
             )
         )
-    widths = [max(len(row[index]) for row in rows) for index in range(len(header))]
+        notes += [f"{status.name}: {problem}" for problem in status.problems]
+    widths = [max(len(row[index]) for row in rows) for index in range(len(HEADER))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines)

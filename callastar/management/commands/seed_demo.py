@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from bookings.demo import DEMO_STAFF_EMAIL, DEMO_STAFF_PASSWORD, seed_demo_data
+from callastar.demo import DEMO_STAFF_EMAIL, DEMO_STAFF_PASSWORD, seed_demo_data
 
 
 class Command(BaseCommand):
