@@ -17,6 +17,7 @@ from django.utils import timezone
 from bench.harness import Row, Timer
 from bookings.models import Creator
 from cronlogs.models import Log
+from cronlogs.work import JobRun
 from payouts import stripe_client
 from payouts.models import Payout
 from payouts.processing import pay_approved_payouts
@@ -84,9 +85,10 @@ def run():
             fill(fake, size, now=timezone.now())
             with Timer() as baseline:
                 bare_stripe_calls()
+            run = JobRun()
             with Timer() as ours:
-                stats = pay_approved_payouts()
-            assert stats["succeeded"] == size, stats
+                pay_approved_payouts(run)
+            assert run.stats["succeeded"] == size, run.stats
             assert len(fake.creations) == 2 * size
             clear()
         rows.append(
