@@ -40,6 +40,8 @@ def configured_secrets():
 def redact_text(text):
     if not text:
         return text
+    # PostgreSQL stores no NUL character (text or jsonb): one would make the row unwritable.
+    text = text.replace("\x00", "\ufffd")
     for secret in configured_secrets():
         text = text.replace(secret, REDACTED)
     return CREDENTIAL_PATTERNS.sub(

@@ -83,6 +83,8 @@ class CurrentRun:
     host: str | None
     pid: int | None
     since: datetime
+    # The max runtime the run started with (its host's settings), when it recorded one.
+    max_runtime: timedelta | None = None
 
     @property
     def where(self):
@@ -153,13 +155,20 @@ class JobStatus:
 
     @property
     def stuck(self):
-        limit = self.max_runtime
+        limit = self.run_max_runtime
         return bool(
             self.running
             and self.current_run is not None
             and limit is not None
             and self.now - self.current_run.since > limit
         )
+
+    @property
+    def run_max_runtime(self):
+        """The max runtime the current run is held to: its own, else the job's."""
+        if self.current_run is not None and self.current_run.max_runtime is not None:
+            return self.current_run.max_runtime
+        return self.max_runtime
 
     @property
     def interrupted(self):
@@ -207,7 +216,7 @@ class JobStatus:
         if self.stuck:
             found.append(
                 f"stuck: the run started {_when(run.since)} on {run.where} still holds the "
-                f"job's lock, past its max runtime of {_minutes(self.max_runtime)}"
+                f"job's lock, past its max runtime of {_minutes(self.run_max_runtime)}"
             )
         elif self.interrupted:
             found.append(
@@ -380,11 +389,13 @@ def _unfinished_run(start, finished):
     ):
         return None
     pid = context_number(start, "pid")
+    minutes = context_number(start, "maxRuntimeMinutes")
     return CurrentRun(
         run_id=run_id,
         host=context_text(start, "host"),
         pid=int(pid) if pid is not None else None,
         since=context_moment(start, "startTime") or start.created_at,
+        max_runtime=timedelta(minutes=minutes) if minutes and minutes > 0 else None,
     )
 
 

@@ -68,6 +68,13 @@ def record_run(job, *, ago, failed=False, items=4, duration=2500, trigger="cron"
     return row
 
 
+def job_command(job_name):
+    """The management command of `job_name` (for jobs registered only in tests)."""
+    from cronlogs.commands import JobCommand
+
+    return type("Command", (JobCommand,), {"job_name": job_name})()
+
+
 # What the fake job does on its next run; the `fake_job` fixture resets it.
 FAKE_JOB = {}
 
@@ -102,6 +109,16 @@ def fake_job(monkeypatch):
     )
     monkeypatch.setitem(JOBS, "fake-job", job)
     return FAKE_JOB
+
+
+CRON_TEST_SECRET = "s3cr3t-cron-value-for-tests-0123456789"
+
+
+@pytest.fixture
+def cron_secret(settings):
+    """Set CRON_SECRET; returns the headers that present it."""
+    settings.CRON_SECRET = CRON_TEST_SECRET
+    return {"X-Cron-Secret": CRON_TEST_SECRET}
 
 
 @pytest.fixture

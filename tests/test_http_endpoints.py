@@ -10,17 +10,17 @@ from django.utils import timezone
 from cronlogs import logger
 from cronlogs.jobs import JOBS
 from cronlogs.models import Log
-from tests.conftest import record_run
+from tests.conftest import CRON_TEST_SECRET, record_run
 from tests.processes import held_job_lock
 
 pytestmark = pytest.mark.django_db
 
-SECRET = "s3cr3t-cron-value-for-tests-0123456789"
+SECRET = CRON_TEST_SECRET
 
 
 @pytest.fixture(autouse=True)
-def cron_secret(settings):
-    settings.CRON_SECRET = SECRET
+def _cron_secret(cron_secret):
+    return cron_secret
 
 
 def stored_logs():

@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 
 from cronlogs.models import Log
 from cronlogs.runner import RunStatus, run_job
+from tests.conftest import job_command
 from tests.processes import held_job_lock
 
 pytestmark = pytest.mark.django_db
@@ -59,10 +60,8 @@ def test_it_writes_one_cron_error_row_with_the_traceback_and_partial_stats(fake_
 
 
 def test_it_makes_the_command_exit_non_zero_on_failure(fake_job, monkeypatch):
-    from cronlogs.commands import JobCommand
-
     fake_job["error"] = ValueError("boom")
-    command = type("Command", (JobCommand,), {"job_name": "fake-job"})()
+    command = job_command("fake-job")
     out = StringIO()
 
     # It should raise CommandError (exit 1 from manage.py) naming the job and the log row.
@@ -130,9 +129,7 @@ def test_it_skips_when_the_job_is_already_running(fake_job):
 
 
 def test_it_prints_the_result_as_json(fake_job):
-    from cronlogs.commands import JobCommand
-
-    command = type("Command", (JobCommand,), {"job_name": "fake-job"})()
+    command = job_command("fake-job")
     out = StringIO()
     call_command(command, "--json", stdout=out)
 
