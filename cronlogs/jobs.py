@@ -43,11 +43,6 @@ class Job:
     default_max_runtime_minutes: float
     required_settings: tuple[str, ...] = ()
 
-    @property
-    def command(self):
-        """The management command that runs it: `manage.py <command>`."""
-        return self.name.replace("-", "_")
-
     def setting_name(self, kind):
         """The environment variable (and setting) overriding `kind` of this job's
         defaults: setting_name("SCHEDULE") -> "CRON_SCHEDULE_CLEANUP_LOGS"."""
