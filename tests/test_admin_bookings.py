@@ -10,6 +10,7 @@ from django.utils import timezone
 from bookings.models import Booking
 from cronlogs.models import Log
 from tests.conftest import DAILY_TEST_API_URL
+from tests.processes import held_job_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -28,19 +29,28 @@ def run_action(client, action, bookings):
 
 def test_it_renders_the_people_and_booking_pages(staff_client, make_booking):
     booking = make_booking(daily_room_name="room-1")
+    client_email, creator_email = booking.client.email, booking.creator.user.email
 
-    for url in (
-        "/admin/bookings/user/",
-        "/admin/bookings/user/add/",
-        f"/admin/bookings/user/{booking.client_id}/change/",
-        "/admin/bookings/creator/",
-        f"/admin/bookings/creator/{booking.creator_id}/change/",
-        CHANGELIST,
-        f"{CHANGELIST}?status__exact=CONFIRMED",
-        f"{CHANGELIST}?q={booking.pk}",
-        f"{CHANGELIST}{booking.pk}/change/",
+    # Each page should answer and show the thing it is about.
+    for url, shows in (
+        ("/admin/bookings/user/", [client_email, creator_email]),
+        ("/admin/bookings/user/add/", ['name="email"', 'name="timezone"']),
+        (f"/admin/bookings/user/{booking.client_id}/change/", [client_email]),
+        ("/admin/bookings/creator/", [str(booking.creator)]),
+        (f"/admin/bookings/creator/{booking.creator_id}/change/", ['name="payout_minimum"']),
+        (CHANGELIST, [f"Booking #{booking.pk}", "room-1"]),
+        (f"{CHANGELIST}?status__exact=CONFIRMED", [f"Booking #{booking.pk}"]),
+        (f"{CHANGELIST}?q={booking.pk}", [f"Booking #{booking.pk}"]),
+        (f"{CHANGELIST}{booking.pk}/change/", ['value="room-1"', "CONFIRMED"]),
     ):
-        assert staff_client.get(url).status_code == 200, url
+        response = staff_client.get(url)
+        assert response.status_code == 200, url
+        page = response.content.decode()
+        for text in shows:
+            assert text in page, (url, text)
+    # A filter should leave out what it does not match.
+    cancelled = staff_client.get(f"{CHANGELIST}?status__exact=CANCELLED").content.decode()
+    assert f"Booking #{booking.pk}" not in cancelled
 
 
 def test_it_finds_a_booking_by_its_number(staff_client, make_booking):
@@ -153,3 +163,37 @@ def test_it_names_the_missing_daily_key(staff_client, make_booking, settings):
     assert "DAILY_API_KEY" in shown[0][1]
     booking.refresh_from_db()
     assert booking.daily_room_name == "room-x"
+
+
+def test_its_actions_run_under_the_jobs_lock_with_a_run_row_naming_who(
+    staff_client, admin_user, make_booking, smtp_settings, daily_settings
+):
+    booking = make_booking(starts_at=timezone.now() + timedelta(days=1), daily_room_name="r-1")
+
+    run_action(staff_client, "send_reminder_now", [booking])
+    with responses.RequestsMock() as daily:
+        daily.delete(f"{DAILY_TEST_API_URL}/rooms/r-1", json={"deleted": True})
+        run_action(staff_client, "delete_daily_room", [booking])
+
+    # It should record each action as a run of its job, started by this staff user.
+    runs = {row.context["cronType"]: row for row in Log.objects.filter(type="CRON_RUN")}
+    assert set(runs) == {"send-booking-reminders", "cleanup-daily-rooms"}
+    for row in runs.values():
+        assert (row.context["trigger"], row.context["triggeredBy"]) == ("admin", admin_user.email)
+    assert runs["send-booking-reminders"].context["emailsSent"] == 2
+    assert runs["cleanup-daily-rooms"].context["roomsDeleted"] == 1
+
+
+def test_its_actions_do_not_race_a_running_job(staff_client, make_booking, smtp_settings):
+    booking = make_booking(starts_at=timezone.now() + timedelta(days=1))
+
+    with held_job_lock("send-booking-reminders"):
+        shown = run_action(staff_client, "send_reminder_now", [booking])
+
+    # It should say the job is running, send nothing and record the skip.
+    assert shown[0][0] == "warning"
+    assert (
+        "send-booking-reminders was not run: another run of this job is in progress" in shown[0][1]
+    )
+    assert smtp_settings.messages == []
+    assert Log.objects.get(type="CRON_SKIPPED").context["trigger"] == "admin"
