@@ -26,7 +26,8 @@ demo: install
 	@mkdir -p var/demo-mail
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	EMAIL_URL=filemail://$(CURDIR)/var/demo-mail $(PY) manage.py run_all_jobs --dry-run-if-unconfigured
+	@# django-environ reads filemail:///var/demo-mail as the path var/demo-mail, here.
+	EMAIL_URL=filemail:///var/demo-mail $(PY) manage.py run_all_jobs --dry-run-if-unconfigured
 	@echo "Full reminder emails: var/demo-mail/ (one file per SMTP session)"
 	@echo
 	-$(PY) manage.py cron_status

@@ -61,6 +61,7 @@ def delete_rooms_of(rooms, *, run, deleted_by):
         for booking_id, name, _, _ in rooms:
             append_capped(stats["roomsToDelete"], name)
             run.detail(f"would delete room {name} (booking {booking_id})")
+        stats["itemsProcessed"] = len(rooms)
         return
     daily.require_configured()
     # The client paces the DELETEs; the database work below runs while the next is in flight.
