@@ -30,16 +30,25 @@ def booking_page_url(booking_id):
     return f"{settings.APP_URL}/bookings/{booking_id}"
 
 
+def recipient_zone(timezone_name):
+    """The ZoneInfo of an IANA name, or None when the name is empty or unknown."""
+    try:
+        return ZoneInfo(timezone_name) if timezone_name else None
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return None
+
+
+def default_zone():
+    return recipient_zone(getattr(settings, "DEFAULT_USER_TIMEZONE", "UTC")) or UTC
+
+
 def local_call_time(moment, timezone_name):
     """`moment` in the recipient's own time zone, e.g. "Tuesday, 31 December 2024 at 15:30 CET".
 
-    An unknown time zone name falls back to UTC, which the abbreviation then says.
+    An unknown or empty time zone name falls back to DEFAULT_USER_TIMEZONE (UTC by
+    default), which the abbreviation then says; the reminder job logs the user once.
     """
-    try:
-        zone = ZoneInfo(timezone_name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        zone = UTC
-    local = moment.astimezone(zone)
+    local = moment.astimezone(recipient_zone(timezone_name) or default_zone())
     with translation.override("en"):
         day_and_time = dateformat.format(local, r"l, j F Y \a\t H:i")
     # Not Django's "T": it prints nothing for the hour a DST change repeats; tzname()
@@ -70,24 +79,28 @@ def display_name(user):
     return user.name or user.email
 
 
-def reminder_message(*, booking, role, person, other, connection=None):
+def reminder_message(*, booking, role, person, other, starts_at=None, connection=None):
     """The reminder to `person` ("client" or "creator" of `booking`, as `role` says) about
-    their call with `other`: text and HTML parts, ready for a Django email backend."""
+    their call with `other` starting at `starts_at` (default: the booking's start): text
+    and HTML parts, ready for a Django email backend."""
+    starts_at = starts_at or booking.starts_at
     rendered = render_booking_reminder(
         user_name=display_name(person),
         other_person_name=display_name(other),
-        call_datetime=booking.starts_at,
+        call_datetime=starts_at,
         timezone_name=person.timezone,
         url=booking_page_url(booking.pk),
     )
     domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "callastar.com"
+    # One id per booking, start time and recipient: a resend after a crash keeps it (so
+    # mailbox providers can drop the duplicate); a moved call's new reminder does not.
+    start = starts_at.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
     message = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[person.email],
-        # The same id on a resend after a crash lets mailbox providers drop the duplicate.
-        headers={"Message-ID": f"<booking-{booking.pk}-reminder-{role}@{domain}>"},
+        headers={"Message-ID": f"<booking-{booking.pk}-{start}-reminder-{role}@{domain}>"},
         connection=connection,
     )
     message.attach_alternative(rendered.html, "text/html")

@@ -113,11 +113,15 @@ class Booking(models.Model):
 
 
 class BookingReminder(models.Model):
-    """The reminder email of one booking to one of its two people, and how it went.
+    """The reminder email of one booking, at one start time, to one of its two people.
 
-    A run claims a row (PENDING -> SENDING) with a conditional UPDATE before sending, so
-    each recipient gets at most one email however many runs race; it records SENT or
-    FAILED (given up) afterwards, or puts a transient failure back to PENDING.
+    A reminder is for a booking *at a start time*: when the call moves, the old rows stay
+    (what was sent, when) and the move gets rows of its own, so both people are reminded
+    again before the new start. A run claims a row (PENDING -> SENDING) with a conditional
+    UPDATE before sending, so each recipient gets at most one email per start time however
+    many runs race; it records SENT, FAILED (given up) or SKIPPED (not needed: the booking
+    was cancelled or moved before the send, or client and creator are the same person)
+    afterwards, or puts a transient failure back to PENDING.
     """
 
     class Recipient(models.TextChoices):
@@ -129,9 +133,11 @@ class BookingReminder(models.Model):
         SENDING = "SENDING", "Sending (claimed by a run)"
         SENT = "SENT"
         FAILED = "FAILED", "Failed (given up)"
+        SKIPPED = "SKIPPED", "Skipped (not needed)"
 
     booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="reminders")
     recipient = models.CharField(max_length=10, choices=Recipient.choices)
+    starts_at = models.DateTimeField(help_text="The start time of the call this reminder is for.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     claim_token = models.UUIDField(
         null=True, blank=True, db_index=True, help_text="The run that claimed it last."
@@ -144,9 +150,13 @@ class BookingReminder(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["booking", "recipient"], name="booking_reminder_once_per_recipient"
+                fields=["booking", "recipient", "starts_at"],
+                name="booking_reminder_once_per_recipient_and_start",
             )
         ]
 
     def __str__(self):
-        return f"Reminder of booking #{self.booking_id} to the {self.recipient.lower()}"
+        return (
+            f"Reminder of booking #{self.booking_id} at {self.starts_at:%Y-%m-%d %H:%M} to the "
+            f"{self.recipient.lower()}"
+        )

@@ -1,28 +1,29 @@
 """send-booking-reminders: email the client and the creator shortly before their call.
 
-Each (booking, recipient) pair has one `BookingReminder` row. A run claims rows with one
-conditional UPDATE (PENDING -> SENDING) that only one worker can win, sends over one SMTP
-connection, then records the outcome: SENT, FAILED (given up: the address is missing,
-invalid or refused with a 5xx) or back to PENDING (a transient failure, retried by a later
-run while the call has not started). No database transaction is open while sending.
+A reminder is for a booking at a start time: each (booking, recipient, start time) has one
+`BookingReminder` row, so a call that moves is reminded again before its new start. A run
+walks the due bookings in chunks; for each chunk it claims the open rows with one
+conditional UPDATE that only one worker can win (PENDING -> SENDING), checks each booking
+again right before its messages go out (still CONFIRMED, still at that time), sends over
+EMAIL_CONNECTIONS SMTP connections (`bookings.reminder_sending`), then records the
+outcomes: SENT, FAILED (given up: the address is missing, invalid or refused with a 5xx),
+SKIPPED (not needed after all) or back to PENDING (a transient failure, retried by a
+later run while the call has not started). No database transaction is open while sending.
 """
 
-import contextlib
-import smtplib
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import get_connection
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 
-from bookings.emails import display_name, reminder_message
+from bookings.emails import display_name, recipient_zone
 from bookings.models import Booking, BookingReminder
+from bookings.reminder_sending import Delivery, SenderPool, monotonic_clock
 from cronlogs import logger
 from cronlogs.logger import iso_utc
 from cronlogs.models import Log
@@ -34,14 +35,16 @@ EMAIL_TYPES = {
     Recipient.CLIENT: "booking_reminder_client",
     Recipient.CREATOR: "booking_reminder_creator",
 }
-DONE_STATUSES = (Status.SENT, Status.FAILED)
+DONE_STATUSES = (Status.SENT, Status.FAILED, Status.SKIPPED)
 # A claim this old is presumed left behind by a crashed run and may be claimed again.
 STALE_CLAIM_AFTER = timedelta(minutes=5)
-# A run stops sending under its claim long before another run may take it over, so a
-# slow run and a crash-recovering run never send the same reminder.
+# A run stops sending under a claim long before another run may take it over, so a slow
+# run and a crash-recovering run never send the same reminder.
 SEND_DEADLINE = STALE_CLAIM_AFTER / 2
-# Rows per INSERT/UPDATE statement: large enough that a run's query count stays constant.
-BULK_BATCH_SIZE = 5000
+# Bookings claimed and sent at a time: memory stays flat however many are due, and each
+# chunk costs the same handful of queries.
+CHUNK_BOOKINGS = 500
+SAME_PERSON = "The client and the creator are the same person: one reminder is enough"
 
 
 class ReminderDeliveryError(Exception):
@@ -54,37 +57,60 @@ def due_window(*, now):
     return now, now + timedelta(minutes=minutes)
 
 
-def due_bookings_filter(*, now):
-    min_time, max_time = due_window(now=now)
-    return Q(
-        status=Booking.Status.CONFIRMED,
-        reminder_sent=False,
-        starts_at__gt=min_time,
-        starts_at__lte=max_time,
+def reminded_at_current_start(recipient):
+    """Bookings whose reminder to `recipient` for their current start time is done."""
+    return Exists(
+        BookingReminder.objects.filter(
+            booking=OuterRef("pk"),
+            recipient=recipient,
+            starts_at=OuterRef("starts_at"),
+            status__in=DONE_STATUSES,
+        )
     )
 
 
+def open_reminders_filter():
+    """Bookings with a reminder still to send for their current start time.
+
+    `reminder_sent` alone cannot say: the platform moves bookings with plain UPDATEs that
+    leave it set. It only counts for a booking with no reminder rows at all, which was
+    reminded by something else (the platform's own job, before this one ran).
+    """
+    done_here = Q(reminded_at_current_start(Recipient.CLIENT)) & Q(
+        reminded_at_current_start(Recipient.CREATOR)
+    )
+    done_elsewhere = Q(reminder_sent=True) & ~Q(
+        Exists(BookingReminder.objects.filter(booking=OuterRef("pk")))
+    )
+    return ~done_here & ~done_elsewhere
+
+
+def due_bookings_filter(*, now):
+    min_time, max_time = due_window(now=now)
+    return Q(status=Booking.Status.CONFIRMED, starts_at__gt=min_time, starts_at__lte=max_time)
+
+
 def send_due_reminders(run):
-    """Remind both people of every CONFIRMED booking whose reminder is not done and that
-    starts within the next 20 minutes without having started, so a missed run catches up."""
+    """Remind both people of every CONFIRMED booking that starts within the next 20 minutes
+    without having started and whose reminder for that start time is not done, so a missed
+    run catches up and a moved call is reminded again."""
     now, stats = run.now, run.stats
     min_time, max_time = due_window(now=now)
     stats.update(
         totalBookings=0,
         emailsSent=0,
         emailsFailed=0,
+        emailsSkipped=0,
         alreadySent=0,
         emailsDeferred=0,
         timeWindow={"minTime": iso_utc(min_time), "maxTime": iso_utc(max_time)},
         itemsProcessed=0,
     )
-    scope = due_bookings_filter(now=now)
-    booking_ids = list(Booking.objects.filter(scope).order_by("pk").values_list("pk", flat=True))
-    stats["totalBookings"] = len(booking_ids)
+    due = Booking.objects.filter(due_bookings_filter(now=now)).filter(open_reminders_filter())
     if run.dry_run:
-        plan_reminders(booking_ids, run=run)
+        plan_reminders(due, run=run)
         return
-    smtp_error = _remind(booking_ids, scope=scope, run=run)
+    smtp_error = _remind(due, run=run)
     if smtp_error is not None and not stats["emailsSent"]:
         raise ReminderDeliveryError(
             f"SMTP server unavailable ({logger.error_message(smtp_error)}); "
@@ -96,100 +122,155 @@ def remind_bookings_now(run, *, booking_ids):
     """Send the reminders of the given bookings now (the admin's "send reminder now").
 
     Ignores how far away the call is, but keeps the other rules: CONFIRMED bookings only,
-    never after the call has started, never twice to the same person.
+    never after the call has started, never twice to the same person for the same start.
     """
-    now, stats = run.now, run.stats
+    stats = run.stats
     pks = sorted(set(booking_ids))
     stats.update(
         totalBookings=len(pks),
         skipped=0,
         emailsSent=0,
         emailsFailed=0,
+        emailsSkipped=0,
         alreadySent=0,
         emailsDeferred=0,
         itemsProcessed=0,
     )
-    eligible = list(
-        Booking.objects.filter(
-            pk__in=pks, status=Booking.Status.CONFIRMED, starts_at__gt=now
-        ).values_list("pk", "reminder_sent")
+    eligible = Booking.objects.filter(
+        pk__in=pks, status=Booking.Status.CONFIRMED, starts_at__gt=run.now
     )
-    open_ids = [pk for pk, reminder_sent in eligible if not reminder_sent]
-    stats["skipped"] = len(pks) - len(eligible)
-    stats["alreadySent"] = 2 * (len(eligible) - len(open_ids))
-    scope = Q(pk__in=open_ids, status=Booking.Status.CONFIRMED, starts_at__gt=now)
+    due = eligible.filter(open_reminders_filter())
+    eligible_count, due_count = eligible.count(), due.count()
+    stats["skipped"] = len(pks) - eligible_count
+    stats["alreadySent"] = 2 * (eligible_count - due_count)
     if run.dry_run:
-        plan_reminders(open_ids, run=run)
+        plan_reminders(due, run=run)
         return
-    smtp_error = _remind(open_ids, scope=scope, run=run)
+    smtp_error = _remind(due, run=run, counted=True)
     if smtp_error is not None:
         stats["error"] = f"SMTP server unavailable: {logger.error_message(smtp_error)}"
 
 
-def plan_reminders(booking_ids, *, run):
-    """What a real run would do with the reminders of `booking_ids`, in `run.stats`:
-    `emailsToSend` (= itemsProcessed) and `emailsToRefuse`, with one detail line each."""
+def plan_reminders(due, *, run):
+    """What a real run would do with the open reminders of the bookings in `due`, in
+    `run.stats`: `emailsToSend` (= itemsProcessed) and `emailsToRefuse`, a line each."""
     stats = run.stats
-    states = {
-        (booking_id, recipient): status
-        for booking_id, recipient, status in BookingReminder.objects.filter(
-            booking_id__in=booking_ids
-        ).values_list("booking_id", "recipient", "status")
-    }
     stats.update(emailsToSend=0, emailsToRefuse=0)
-    bookings = Booking.objects.filter(pk__in=booking_ids).select_related("client", "creator__user")
-    for booking in bookings.order_by("starts_at", "pk"):
-        for recipient in (Recipient.CLIENT, Recipient.CREATOR):
-            if states.get((booking.pk, recipient), Status.PENDING) in DONE_STATUSES:
-                stats["alreadySent"] += 1
-                continue
-            person, _ = _people(booking, recipient)
-            problem = recipient_problem(person, recipient.lower())
-            email_type = EMAIL_TYPES[recipient]
-            if problem:
-                stats["emailsToRefuse"] += 1
-                run.detail(f"would not send {email_type} (booking {booking.pk}): {problem}")
-            else:
-                stats["emailsToSend"] += 1
-                run.detail(f"would send {email_type} to {person.email} (booking {booking.pk})")
+    for chunk in _chunks(due):
+        done = _done_reminders(chunk)
+        stats["totalBookings"] += len(chunk)
+        for booking in chunk:
+            for recipient in _recipients(booking):
+                if (booking.pk, recipient) in done:
+                    stats["alreadySent"] += 1
+                    continue
+                person, _ = _people(booking, recipient)
+                problem = recipient_problem(person, recipient.lower())
+                email_type = EMAIL_TYPES[recipient]
+                if problem:
+                    stats["emailsToRefuse"] += 1
+                    run.detail(f"would not send {email_type} (booking {booking.pk}): {problem}")
+                else:
+                    stats["emailsToSend"] += 1
+                    run.detail(f"would send {email_type} to {person.email} (booking {booking.pk})")
     stats["itemsProcessed"] = stats["emailsToSend"]
 
 
-def _remind(booking_ids, *, scope, run):
-    """Claim, send and record the open reminders of `booking_ids` (bookings matching
-    `scope`). Returns the connection error if the SMTP server could not be reached."""
-    if not booking_ids:
-        return None
-    now, stats = run.now, run.stats
-    _create_reminder_rows(booking_ids)
+def _remind(due, *, run, counted=False):
+    """Claim, check, send and record the open reminders of the bookings in `due`, a
+    chunk at a time. Returns the SMTP connection error if a connection could not be
+    used, else None."""
+    stats = run.stats
+    clock = monotonic_clock(run.now)
     token = uuid.uuid4()
-    claimed = claim_reminders(scope, now=now, token=token)
-    stats["alreadySent"] += 2 * len(booking_ids) - len(claimed)
-    deliveries = []
-    try:
-        return _send(claimed, deliveries, run=run)
-    finally:
-        # Recorded even if the run dies half way, so what was sent is never sent again.
-        _record(deliveries, token=token)
-        stats["emailsDeferred"] += len(claimed) - len(deliveries)
-        _mark_bookings_done(scope)
+    warned_zones = set()
+    with SenderPool(connections=settings.EMAIL_CONNECTIONS, run_clock=clock) as pool:
+        for chunk in _chunks(due):
+            if not counted:
+                stats["totalBookings"] += len(chunk)
+            run.check_time()
+            _warn_about_time_zones(chunk, warned_zones)
+            _create_reminder_rows(chunk)
+            claimed_at = clock(time.monotonic())
+            ids = [booking.pk for booking in chunk]
+            claimed = claim_reminders(ids, now=claimed_at, token=token)
+            stats["alreadySent"] += sum(len(_recipients(b)) for b in chunk) - len(claimed)
+            deliveries = []
+            try:
+                deadline = time.monotonic() + SEND_DEADLINE.total_seconds()
+                # The client's messages, then the creator's, each batch checked against
+                # the bookings right before it goes out.
+                for recipient in (Recipient.CLIENT, Recipient.CREATOR):
+                    batch = [_delivery(r, deadline) for r in claimed if r.recipient == recipient]
+                    _check_bookings_again(batch)
+                    pool.send([delivery for delivery in batch if not delivery.skipped])
+                    deliveries += batch
+            finally:
+                # Recorded even if the run dies half way, so what was sent is never sent again.
+                _record(deliveries, token=token, run=run)
+                _mark_bookings_done(ids)
+        return pool.first_connection_error()
 
 
-def _create_reminder_rows(booking_ids):
-    rows = [
-        BookingReminder(booking_id=booking_id, recipient=recipient)
-        for booking_id in booking_ids
-        for recipient in (Recipient.CLIENT, Recipient.CREATOR)
-    ]
-    # Sorted rows, so two runs inserting at once lock index entries in the same order.
-    BookingReminder.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BULK_BATCH_SIZE)
+def _chunks(due):
+    """The bookings of `due` with their people, CHUNK_BOOKINGS at a time, soonest first."""
+    bookings = due.select_related("client", "creator__user").order_by("starts_at", "pk")
+    last = None
+    while True:
+        page = bookings
+        if last is not None:
+            page = page.filter(
+                Q(starts_at__gt=last.starts_at) | Q(starts_at=last.starts_at, pk__gt=last.pk)
+            )
+        chunk = list(page[:CHUNK_BOOKINGS])
+        if not chunk:
+            return
+        yield chunk
+        if len(chunk) < CHUNK_BOOKINGS:
+            return
+        last = chunk[-1]
 
 
-def claim_reminders(scope, *, now, token):
-    """Claim the open reminders of the bookings matching `scope` for the run `token`:
-    PENDING ones, and SENDING ones whose claim went stale. Returns the claimed rows."""
+def _recipients(booking):
+    if booking.client_id == booking.creator.user_id:
+        return (Recipient.CLIENT,)
+    return (Recipient.CLIENT, Recipient.CREATOR)
+
+
+def _done_reminders(chunk):
+    return set(
+        BookingReminder.objects.filter(
+            booking_id__in=[booking.pk for booking in chunk],
+            starts_at=F("booking__starts_at"),
+            status__in=DONE_STATUSES,
+        ).values_list("booking_id", "recipient")
+    )
+
+
+def _create_reminder_rows(chunk):
+    rows = []
+    for booking in chunk:
+        for recipient in (Recipient.CLIENT, Recipient.CREATOR):
+            row = BookingReminder(
+                booking_id=booking.pk, recipient=recipient, starts_at=booking.starts_at
+            )
+            if recipient not in _recipients(booking):
+                row.status, row.last_error = Status.SKIPPED, SAME_PERSON
+            rows.append(row)
+    # In booking order, so two runs inserting at once lock index entries in the same order.
+    BookingReminder.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def claim_reminders(booking_ids, *, now, token):
+    """Claim, for the run `token`, the open reminders for the current start time of the
+    bookings `booking_ids`: PENDING ones, and SENDING ones whose claim went stale.
+    Returns the claimed rows with their bookings and people."""
     claimable = (
-        BookingReminder.objects.filter(booking__in=Booking.objects.filter(scope))
+        BookingReminder.objects.filter(
+            booking_id__in=booking_ids,
+            starts_at=F("booking__starts_at"),
+            booking__status=Booking.Status.CONFIRMED,
+        )
         .filter(
             Q(status=Status.PENDING)
             | Q(status=Status.SENDING, claimed_at__lt=now - STALE_CLAIM_AFTER)
@@ -203,79 +284,59 @@ def claim_reminders(scope, *, now, token):
             status=Status.SENDING, claim_token=token, claimed_at=now
         )
     return list(
-        BookingReminder.objects.filter(claim_token=token, status=Status.SENDING)
+        BookingReminder.objects.filter(
+            claim_token=token, status=Status.SENDING, booking_id__in=booking_ids
+        )
         .select_related("booking__client", "booking__creator__user")
         .order_by("booking__starts_at", "booking_id", "recipient")
     )
 
 
-@dataclass
-class Delivery:
-    reminder: BookingReminder
-    context: dict
-    sent_at: object = None
-    error: object = None
-    permanent: bool = False
-
-    def fail(self, error, *, permanent):
-        self.error, self.permanent = error, permanent
-
-
-def _send(claimed, deliveries, *, run):
-    now = run.now
-    connection = get_connection()
-    smtp_error = _open(connection)
-    started = time.monotonic()
-    out_of_time = False
-    try:
-        for reminder in claimed:
-            elapsed = timedelta(seconds=time.monotonic() - started)
-            out_of_time = run.time_is_up()
-            if elapsed >= SEND_DEADLINE or out_of_time:
-                break  # The rest goes back to the queue unattempted.
-            delivery, message = _prepare(reminder, connection)
-            deliveries.append(delivery)
-            if delivery.error is not None:
-                pass  # Missing or invalid data: already a permanent failure.
-            elif now + elapsed >= reminder.booking.starts_at:
-                delivery.fail("The call started before its reminder could be sent", permanent=True)
-            elif smtp_error is not None:
-                delivery.fail(smtp_error, permanent=False)
-            else:
-                try:
-                    connection.send_messages([message])
-                    delivery.sent_at = now + elapsed
-                except smtplib.SMTPRecipientsRefused as exc:
-                    # 5xx: the server will never take this address; 4xx: try again later.
-                    codes = [code for code, _ in exc.recipients.values()]
-                    delivery.fail(exc, permanent=bool(codes) and min(codes) >= 500)
-                except OSError as exc:  # smtplib.SMTPException is an OSError too
-                    delivery.fail(exc, permanent=False)
-                    if _connection_lost(exc):
-                        smtp_error = _reopen(connection)
-            _count(delivery, run)
-    finally:
-        _close(connection)
-    if out_of_time:
-        run.check_time()
-    return smtp_error
+def _delivery(reminder, deadline):
+    person, other = _people(reminder.booking, reminder.recipient)
+    other_key = "creatorName" if reminder.recipient == Recipient.CLIENT else "clientName"
+    delivery = Delivery(
+        reminder=reminder,
+        person=person,
+        other=other,
+        role=reminder.recipient.lower(),
+        context={
+            "recipientEmail": person.email,
+            "recipientName": display_name(person),
+            other_key: display_name(other),
+            "callDateTime": iso_utc(reminder.starts_at),
+        },
+        deadline=deadline,
+    )
+    problem = recipient_problem(person, delivery.role)
+    if problem:
+        delivery.fail(problem, permanent=True)
+        delivery.deadline = 0  # Nothing to send.
+    return delivery
 
 
-def _count(delivery, run):
-    stats, email = run.stats, delivery.context["recipientEmail"]
-    email_type = EMAIL_TYPES[delivery.reminder.recipient]
-    booking_id = delivery.reminder.booking_id
-    if delivery.sent_at:
-        stats["emailsSent"] += 1
-        stats["itemsProcessed"] = stats["emailsSent"]
-        run.count(ItemOutcome.DONE)
-        run.detail(f"sent {email_type} to {email} (booking {booking_id})")
+def _check_bookings_again(batch):
+    """Right before a batch goes out: a booking no longer CONFIRMED, or moved, is not
+    reminded (its claim is closed as SKIPPED with the reason)."""
+    ids = {delivery.reminder.booking_id for delivery in batch if delivery.error is None}
+    if not ids:
         return
-    stats["emailsFailed"] += 1
-    error = logger.error_message(delivery.error)
-    # A refused or missing address is the recipient's own problem; SMTP trouble is ours.
-    run.count(ItemOutcome.REFUSED if delivery.permanent else ItemOutcome.FAILED, error)
-    run.detail(f"failed {email_type} to {email or '-'} (booking {booking_id}): {error}")
+    current = {
+        pk: (status, starts_at)
+        for pk, status, starts_at in Booking.objects.filter(pk__in=ids).values_list(
+            "pk", "status", "starts_at"
+        )
+    }
+    for delivery in batch:
+        if delivery.error is not None:
+            continue
+        status, starts_at = current.get(delivery.reminder.booking_id, (None, None))
+        if status != Booking.Status.CONFIRMED:
+            delivery.skipped = f"The booking is {status or 'gone'} now, not CONFIRMED"
+        elif starts_at != delivery.reminder.starts_at:
+            delivery.skipped = (
+                f"The call moved to {iso_utc(starts_at)}; it is reminded for its new time"
+            )
 
 
 def _people(booking, recipient):
@@ -295,123 +356,139 @@ def recipient_problem(person, role):
     return ""
 
 
-def _prepare(reminder, connection):
-    """The delivery record and the message for one reminder; the delivery carries an
-    error instead when the data needed to send it is missing."""
-    booking = reminder.booking
-    person, other = _people(booking, reminder.recipient)
-    other_key = "creatorName" if reminder.recipient == Recipient.CLIENT else "clientName"
-    context = {
-        "recipientEmail": person.email,
-        "recipientName": display_name(person),
-        other_key: display_name(other),
-        "callDateTime": iso_utc(booking.starts_at),
-    }
-    delivery = Delivery(reminder=reminder, context=context)
-    role = reminder.recipient.lower()
-    problem = recipient_problem(person, role)
-    if problem:
-        delivery.fail(problem, permanent=True)
-        return delivery, None
-    message = reminder_message(
-        booking=booking, role=role, person=person, other=other, connection=connection
-    )
-    return delivery, message
+def _warn_about_time_zones(chunk, warned):
+    """One WARNING row per run for each person whose time zone cannot be read: their
+    reminder shows the call in DEFAULT_USER_TIMEZONE instead."""
+    fallback = getattr(settings, "DEFAULT_USER_TIMEZONE", "UTC")
+    for booking in chunk:
+        for person in (booking.client, booking.creator.user):
+            if person.pk in warned or recipient_zone(person.timezone) is not None:
+                continue
+            warned.add(person.pk)
+            logger.write_log(
+                type=Log.Type.DATA_WARNING,
+                status=Log.Status.SUCCESS,
+                level=Log.Level.WARNING,
+                message=(
+                    f"User {person.pk} has an unknown time zone {person.timezone!r}: "
+                    f"reminders show {fallback}"
+                ),
+                context={
+                    "userId": person.pk,
+                    "bookingId": booking.pk,
+                    "field": "timezone",
+                    "value": person.timezone,
+                    "fallback": fallback,
+                },
+            )
 
 
-def _open(connection):
-    try:
-        connection.open()
-    except OSError as exc:
-        return exc
-    return None
-
-
-def _reopen(connection):
-    _close(connection)
-    return _open(connection)
-
-
-def _close(connection):
-    # A broken connection has nothing left to release.
-    with contextlib.suppress(OSError):
-        connection.close()
-
-
-def _connection_lost(exc):
-    return isinstance(exc, smtplib.SMTPServerDisconnected) or not isinstance(
-        exc, smtplib.SMTPException
-    )
-
-
-def _record(deliveries, *, token):
+def _record(deliveries, *, token, run):
     """Store each outcome, put unattempted claims back and write the EMAIL_* rows."""
-    sent, failed, logs = [], [], []
+    sent, closed, failed, logs = [], [], [], []
+    sent_at = None
     for delivery in deliveries:
         reminder = delivery.reminder
         email_type = EMAIL_TYPES[reminder.recipient]
-        user_id = _recipient_id(reminder)
-        if delivery.sent_at:
+        user_id = delivery.person.pk
+        if delivery.skipped:
+            reminder.status, reminder.last_error = Status.SKIPPED, delivery.skipped
+            closed.append(reminder)
+            logs.append(
+                logger.write_log(
+                    save=False,
+                    type=Log.Type.EMAIL_SKIPPED,
+                    status=Log.Status.SUCCESS,
+                    level=Log.Level.INFO,
+                    message=f"Email not sent: {email_type} for booking {reminder.booking_id}: "
+                    f"{delivery.skipped}",
+                    context={
+                        "bookingId": reminder.booking_id,
+                        "userId": user_id,
+                        "emailType": email_type,
+                        **delivery.context,
+                        "reason": delivery.skipped,
+                    },
+                )
+            )
+        elif delivery.sent_at:
             sent.append(reminder.pk)
+            sent_at = max(sent_at or delivery.sent_at, delivery.sent_at)
             logs.append(
                 logger.log_email_sent(
                     reminder.booking_id, user_id, email_type, delivery.context, save=False
                 )
             )
-            continue
-        reminder.attempts += 1
-        reminder.status = Status.FAILED if delivery.permanent else Status.PENDING
-        reminder.last_error = logger.error_message(delivery.error)
-        failed.append(reminder)
-        logs.append(
-            logger.log_email_error(
-                reminder.booking_id,
-                user_id,
-                email_type,
-                delivery.error,
-                {**delivery.context, "willRetry": not delivery.permanent},
-                save=False,
+        elif delivery.attempted:
+            reminder.attempts += 1
+            reminder.status = Status.FAILED if delivery.permanent else Status.PENDING
+            reminder.last_error = logger.error_message(delivery.error)
+            failed.append(reminder)
+            logs.append(
+                logger.log_email_error(
+                    reminder.booking_id,
+                    user_id,
+                    email_type,
+                    delivery.error,
+                    {**delivery.context, "willRetry": not delivery.permanent},
+                    save=False,
+                )
             )
-        )
+        _count(delivery, run)
     # One statement for all the sent rows (the common case); failures each carry their
     # own error, and are few.
-    sent_at = max((delivery.sent_at for delivery in deliveries if delivery.sent_at), default=None)
-    for start in range(0, len(sent), BULK_BATCH_SIZE):
-        BookingReminder.objects.filter(pk__in=sent[start : start + BULK_BATCH_SIZE]).update(
+    if sent:
+        BookingReminder.objects.filter(pk__in=sent).update(
             status=Status.SENT, sent_at=sent_at, attempts=F("attempts") + 1, last_error=""
         )
-    if failed:
+    if failed or closed:
         BookingReminder.objects.bulk_update(
-            failed, ["status", "attempts", "last_error"], batch_size=BULK_BATCH_SIZE
+            [*failed, *closed], ["status", "attempts", "last_error"]
         )
     BookingReminder.objects.filter(claim_token=token, status=Status.SENDING).update(
         status=Status.PENDING
     )
-    Log.objects.bulk_create(logs, batch_size=BULK_BATCH_SIZE)
+    Log.objects.bulk_create(logs)
 
 
-def _recipient_id(reminder):
-    booking = reminder.booking
-    return booking.client_id if reminder.recipient == Recipient.CLIENT else booking.creator.user_id
+def _count(delivery, run):
+    stats = run.stats
+    email = delivery.context["recipientEmail"] or "-"
+    email_type = EMAIL_TYPES[delivery.reminder.recipient]
+    booking_id = delivery.reminder.booking_id
+    if delivery.skipped:
+        stats["emailsSkipped"] += 1
+        run.count(ItemOutcome.SKIPPED)
+        run.detail(f"not sent {email_type} to {email} (booking {booking_id}): {delivery.skipped}")
+    elif delivery.sent_at:
+        stats["emailsSent"] += 1
+        stats["itemsProcessed"] = stats["emailsSent"]
+        run.count(ItemOutcome.DONE)
+        run.detail(f"sent {email_type} to {email} (booking {booking_id})")
+    elif delivery.attempted:
+        stats["emailsFailed"] += 1
+        error = logger.error_message(delivery.error)
+        # A refused or missing address is the recipient's own problem; SMTP trouble is ours.
+        run.count(ItemOutcome.REFUSED if delivery.permanent else ItemOutcome.FAILED, error)
+        run.detail(f"failed {email_type} to {email} (booking {booking_id}): {error}")
+    else:
+        stats["emailsDeferred"] += 1
 
 
-def _mark_bookings_done(scope):
-    """Set `reminder_sent` on the bookings in `scope` whose two reminders are sent or given up."""
-
-    def done(recipient):
-        return Exists(
-            BookingReminder.objects.filter(
-                booking=OuterRef("pk"), recipient=recipient, status__in=DONE_STATUSES
-            )
-        )
-
-    finished = (
-        Booking.objects.filter(scope)
-        .filter(done(Recipient.CLIENT), done(Recipient.CREATOR))
+def _mark_bookings_done(booking_ids):
+    """Set `reminder_sent` on the bookings whose reminders for their current start time are
+    all done (sent, given up or not needed), and clear it on those that moved since."""
+    settled = (
+        Booking.objects.filter(pk__in=booking_ids)
         # NO KEY UPDATE does not wait on reminder inserts (their FK check holds KEY SHARE);
         # a row another run is updating this instant is left to it.
         .select_for_update(no_key=True, skip_locked=True, of=("self",))
         .values("pk")
     )
+    done = Q(reminded_at_current_start(Recipient.CLIENT)) & Q(
+        reminded_at_current_start(Recipient.CREATOR)
+    )
     with transaction.atomic():
-        Booking.objects.filter(pk__in=finished).update(reminder_sent=True)
+        Booking.objects.filter(pk__in=settled).update(
+            reminder_sent=Case(When(done, then=Value(True)), default=Value(False))
+        )

@@ -169,6 +169,11 @@ LOG_RETENTION_DAYS = {
 }
 LOG_RETENTION_BATCH_SIZE = env.int("LOG_RETENTION_BATCH_SIZE", default=10_000)
 
+# SMTP connections a reminder run sends over at once, each with its share of the messages.
+EMAIL_CONNECTIONS = env.int("EMAIL_CONNECTIONS", default=4)
+# Reminders of a person whose time zone is empty or unknown show the call in this one.
+DEFAULT_USER_TIMEZONE = env.str("DEFAULT_USER_TIMEZONE", default="UTC")
+
 REMINDER_LEAD_MINUTES = env.int("REMINDER_LEAD_MINUTES", default=15)
 REMINDER_CADENCE_MINUTES = env.int("REMINDER_CADENCE_MINUTES", default=5)
 

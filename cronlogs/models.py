@@ -51,10 +51,14 @@ class Log(models.Model):
         CRON_RESUMED = "CRON_RESUMED"
         EMAIL_SENT = "EMAIL_SENT"
         EMAIL_ERROR = "EMAIL_ERROR"
+        EMAIL_SKIPPED = "EMAIL_SKIPPED"
         DAILY_ROOM_DELETED = "DAILY_ROOM_DELETED"
         DAILY_ROOM_ERROR = "DAILY_ROOM_ERROR"
         PAYOUT_SUCCESS = "PAYOUT_SUCCESS"
         PAYOUT_ERROR = "PAYOUT_ERROR"
+        # Something in the shared data looked wrong and was worked around (e.g. an
+        # unknown time zone).
+        DATA_WARNING = "DATA_WARNING"
 
     class Status(models.TextChoices):
         SUCCESS = "SUCCESS"
@@ -119,7 +123,7 @@ class CronRun(Log):
 
 
 class EmailLog(Log):
-    TYPES = (Log.Type.EMAIL_SENT, Log.Type.EMAIL_ERROR)
+    TYPES = (Log.Type.EMAIL_SENT, Log.Type.EMAIL_ERROR, Log.Type.EMAIL_SKIPPED)
 
     class Meta:
         proxy = True

@@ -276,6 +276,7 @@ def test_it_retries_a_temporarily_refused_recipient_only(make_booking, settings)
 def test_it_reconnects_after_a_dropped_connection_and_retries_that_email_later(
     make_booking, settings
 ):
+    settings.EMAIL_CONNECTIONS = 1
     settings.EMAIL_BACKEND = f"{__name__}.DisconnectingOnceBackend"
     DisconnectingOnceBackend.opened, DisconnectingOnceBackend.dropped = 0, False
     first = due_booking(make_booking, minutes=5)
@@ -294,7 +295,11 @@ def test_it_reconnects_after_a_dropped_connection_and_retries_that_email_later(
     assert mail.outbox[-1].to == [first.client.email]
 
 
-def test_it_sends_through_one_smtp_connection(make_booking, smtp_settings, monkeypatch):
+@pytest.mark.parametrize("connections", [1, 2])
+def test_it_sends_over_email_connections_connections(
+    make_booking, smtp_settings, monkeypatch, settings, connections
+):
+    settings.EMAIL_CONNECTIONS = connections
     opened = []
     original_open = smtplib.SMTP.connect
 
@@ -308,9 +313,10 @@ def test_it_sends_through_one_smtp_connection(make_booking, smtp_settings, monke
 
     stats = run()
 
+    # It should open each connection once for the whole run, and send every message once.
     assert stats["emailsSent"] == 6
     assert len(smtp_settings.messages) == 6
-    assert len(opened) == 1
+    assert len(opened) == connections
 
 
 def test_it_retries_everything_after_a_run_with_smtp_down(make_booking, smtp_settings, settings):
@@ -370,12 +376,14 @@ def test_it_gives_up_on_an_address_the_server_rejects(make_booking, smtp_setting
 def test_it_reclaims_only_stale_claims(make_booking):
     crashed = due_booking(make_booking, minutes=10)
     running = due_booking(make_booking, minutes=12)
-    BookingReminder.objects.create(
-        booking=crashed, recipient="CLIENT", status="SENDING", claimed_at=NOW - timedelta(minutes=6)
-    )
-    BookingReminder.objects.create(
-        booking=running, recipient="CLIENT", status="SENDING", claimed_at=NOW - timedelta(minutes=1)
-    )
+    for booking, claimed in ((crashed, timedelta(minutes=6)), (running, timedelta(minutes=1))):
+        BookingReminder.objects.create(
+            booking=booking,
+            recipient="CLIENT",
+            starts_at=booking.starts_at,
+            status="SENDING",
+            claimed_at=NOW - claimed,
+        )
 
     stats = run()
 
@@ -403,12 +411,18 @@ def test_it_stops_sending_before_its_claims_could_go_stale(make_booking, monkeyp
 
 def test_it_gives_up_on_a_call_that_starts_during_the_run(make_booking, monkeypatch):
     booking = due_booking(make_booking, minutes=1)
-    clock = iter(range(0, 10_000, 45))
-    monkeypatch.setattr(reminders.time, "monotonic", lambda: next(clock))
+
+    def slow_clock(now):
+        # Each reading of the run's clock is 45 s after the last: the claim at +0 s, the
+        # client's email at +45 s, the creator's at +90 s, past the start at +60 s.
+        readings = iter(range(0, 10_000, 45))
+        return lambda _reading: now + timedelta(seconds=next(readings))
+
+    monkeypatch.setattr(reminders, "monotonic_clock", slow_clock)
 
     stats = run()
 
-    # The second email comes 90 s into the run, after the start: it should not be sent.
+    # The second email would come after the start: it should not be sent.
     assert len(mail.outbox) == 1
     assert stats["emailsFailed"] == 1
     error = Log.objects.get(type="EMAIL_ERROR")
@@ -417,7 +431,8 @@ def test_it_gives_up_on_a_call_that_starts_during_the_run(make_booking, monkeypa
     assert booking.reminder_sent
 
 
-def test_it_records_what_was_sent_when_the_run_crashes(make_booking, monkeypatch):
+def test_it_records_what_was_sent_when_the_run_crashes(make_booking, monkeypatch, settings):
+    settings.EMAIL_CONNECTIONS = 1
     bookings = [due_booking(make_booking, minutes=minutes) for minutes in (5, 6)]
     real_render = emails.render_booking_reminder
     calls = []
@@ -433,16 +448,17 @@ def test_it_records_what_was_sent_when_the_run_crashes(make_booking, monkeypatch
     with pytest.raises(RuntimeError, match="template bug"):
         run()
 
-    # It should keep the two sent reminders SENT and return the others to the queue.
+    # It should keep the two sent reminders (the clients', sent first) SENT and return the
+    # others to the queue.
     assert len(mail.outbox) == 2
     statuses = list(
-        BookingReminder.objects.order_by("booking__starts_at", "recipient").values_list(
+        BookingReminder.objects.order_by("recipient", "booking__starts_at").values_list(
             "status", flat=True
         )
     )
     assert statuses == ["SENT", "SENT", "PENDING", "PENDING"]
     assert Log.objects.filter(type="EMAIL_SENT").count() == 2
-    assert Booking.objects.get(pk=bookings[0].pk).reminder_sent
+    assert not Booking.objects.filter(pk__in=[b.pk for b in bookings], reminder_sent=True)
 
 
 def test_it_reports_without_sending_on_a_dry_run(make_booking):
@@ -494,6 +510,7 @@ def test_it_sends_now_for_the_bookings_staff_picked(make_booking):
         "emailsFailed": 0,
         "alreadySent": 2,
         "emailsDeferred": 0,
+        "emailsSkipped": 0,
         "itemsProcessed": 2,
     }
     # ...and the cron run 15 minutes before the call should not send them again.

@@ -1,0 +1,174 @@
+"""Sending reminder emails over several SMTP connections at once.
+
+A real relay takes tens of milliseconds per message, so one connection caps a run at a few
+dozen messages a second. `SenderPool` keeps EMAIL_CONNECTIONS (4) connections, one per
+sender thread, and sends each batch it is given in as many shares: each thread builds
+(renders) and sends the messages of its own share over its own connection, so a connection
+that fails only fails its own share, and rendering overlaps the others' network waits.
+
+The threads never touch the database: the reminder job claims, checks and records in its
+own thread, and hands the pool deliveries whose outcome the threads fill in.
+"""
+
+import contextlib
+import smtplib
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.core.mail import get_connection
+
+from bookings.emails import reminder_message
+
+
+@dataclass
+class Delivery:
+    """One reminder to send: what it is about, and how it went."""
+
+    reminder: object  # the claimed BookingReminder, with its booking and people loaded
+    person: object
+    other: object
+    role: str
+    context: dict  # the EMAIL_SENT / EMAIL_ERROR context
+    deadline: float  # time.monotonic() after which it must not be sent under its claim
+    sent_at: object = None
+    error: object = None
+    permanent: bool = False
+    attempted: bool = False
+    skipped: str = ""  # why it was not needed after all (the call was cancelled or moved)
+
+    def fail(self, error, *, permanent):
+        self.attempted = True
+        self.error, self.permanent = error, permanent
+
+
+@dataclass
+class _Slot:
+    """One sender thread's connection, opened on first use and kept for the run."""
+
+    connection: object = None
+    error: object = None  # why the connection cannot be used, if it cannot
+    opened: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class SenderPool:
+    """EMAIL_CONNECTIONS connections sending batches of deliveries in parallel.
+
+    `clock(now)` maps time.monotonic() to the run's time (the run's `now` plus the time
+    elapsed), so sent times and "has the call started" agree with the run's clock.
+    """
+
+    def __init__(self, *, connections, run_clock):
+        self.slots = [_Slot() for _ in range(max(1, connections))]
+        self.run_clock = run_clock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for slot in self.slots:
+            if slot.connection is not None:
+                # A broken connection has nothing left to release.
+                with contextlib.suppress(OSError):
+                    slot.connection.close()
+
+    def send(self, deliveries):
+        """Send `deliveries` in one share per connection; return when all are done."""
+        shares = [deliveries[index :: len(self.slots)] for index in range(len(self.slots))]
+        work = [(slot, share) for slot, share in zip(self.slots, shares, strict=True) if share]
+        if len(work) == 1:
+            self._send_share(*work[0])
+            return
+        failures = []
+        threads = [
+            threading.Thread(
+                target=self._guarded, args=(slot, share, failures), name="reminder-smtp"
+            )
+            for slot, share in work
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
+
+    def first_connection_error(self):
+        return next((slot.error for slot in self.slots if slot.error is not None), None)
+
+    def _guarded(self, slot, share, failures):
+        try:
+            self._send_share(slot, share)
+        except BaseException as exc:  # Re-raised in the calling thread.
+            failures.append(exc)
+
+    def _send_share(self, slot, share):
+        with slot.lock:
+            if not slot.opened:
+                slot.connection = get_connection()
+                slot.error = _open(slot.connection)
+                slot.opened = True
+            for delivery in share:
+                self._deliver(slot, delivery)
+
+    def _deliver(self, slot, delivery):
+        if time.monotonic() >= delivery.deadline:
+            return  # Left unattempted: its claim goes back to the queue.
+        now = self.run_clock(time.monotonic())
+        if now >= delivery.reminder.starts_at:
+            delivery.fail("The call started before its reminder could be sent", permanent=True)
+            return
+        if slot.error is not None:
+            delivery.fail(slot.error, permanent=False)
+            return
+        try:
+            message = reminder_message(
+                booking=delivery.reminder.booking,
+                role=delivery.role,
+                person=delivery.person,
+                other=delivery.other,
+                starts_at=delivery.reminder.starts_at,
+                connection=slot.connection,
+            )
+            delivery.attempted = True
+            slot.connection.send_messages([message])
+            delivery.sent_at = now
+        except smtplib.SMTPRecipientsRefused as exc:
+            # 5xx: the server will never take this address; 4xx: try again later.
+            codes = [code for code, _ in exc.recipients.values()]
+            delivery.fail(exc, permanent=bool(codes) and min(codes) >= 500)
+        except OSError as exc:  # smtplib.SMTPException is an OSError too
+            delivery.fail(exc, permanent=False)
+            if _connection_lost(exc):
+                with contextlib.suppress(OSError):
+                    slot.connection.close()
+                slot.error = _open(slot.connection)
+
+
+def _open(connection):
+    try:
+        connection.open()
+    except OSError as exc:
+        return exc
+    return None
+
+
+def _connection_lost(exc):
+    return isinstance(exc, smtplib.SMTPServerDisconnected) or not isinstance(
+        exc, smtplib.SMTPException
+    )
+
+
+def monotonic_clock(now):
+    """A run clock: time.monotonic() readings mapped onto the run's own `now`."""
+    started = time.monotonic()
+
+    def clock(reading):
+        return now + timedelta(seconds=reading - started)
+
+    return clock
