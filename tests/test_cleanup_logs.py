@@ -45,6 +45,27 @@ def test_it_deletes_exactly_at_the_retention_boundary(level, days):
     assert stats["itemsProcessed"] == 1
 
 
+@pytest.mark.parametrize("microseconds", [0, 250_000])
+@pytest.mark.parametrize("level, days", [("INFO", 30), ("WARNING", 60), ("ERROR", 90)])
+def test_it_keeps_a_row_exactly_at_its_cut_off_on_every_engine(level, days, microseconds):
+    now = NOW + timedelta(microseconds=microseconds)
+    at_cut_off = make_log(level, timedelta(days=days) - timedelta(microseconds=microseconds))
+    Log.objects.filter(pk=at_cut_off).update(created_at=now - timedelta(days=days))
+    just_older = make_log(
+        level, timedelta(days=days, microseconds=1) - timedelta(microseconds=microseconds)
+    )
+    Log.objects.filter(pk=just_older).update(created_at=now - timedelta(days=days, microseconds=1))
+    run = job_run(now)
+
+    cleanup_logs(run)
+
+    # It should compare as the database stores times (SQLite compares text): a row exactly
+    # at the cut-off stays, one a microsecond older goes, and the count agrees.
+    assert Log.objects.filter(pk=at_cut_off).exists()
+    assert not Log.objects.filter(pk=just_older).exists()
+    assert run.stats[f"{level.lower()}Deleted"] == 1
+
+
 def test_it_never_deletes_critical_rows():
     ancient = make_log("CRITICAL", timedelta(days=3650))
 
