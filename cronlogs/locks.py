@@ -8,6 +8,7 @@ SQLite fallback is a `flock` on a file: SQLite is only shared by processes on on
 import fcntl
 import hashlib
 import logging
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,3 +65,26 @@ def _file_lock(path):
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class LockTimeout(Exception):
+    """A named lock stayed taken for longer than the caller would wait."""
+
+
+@contextmanager
+def named_lock(name, *, timeout, poll=0.05, connection=None):
+    """Hold the lock called `name` (any process, any host sharing the database), waiting
+    up to `timeout` seconds for it; raises LockTimeout if it stays taken.
+
+    For short critical sections shared by several jobs (a creator's balance); a job's own
+    run uses `job_lock`, which never waits.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with job_lock(name, connection=connection) as acquired:
+            if acquired:
+                yield
+                return
+        if time.monotonic() >= deadline:
+            raise LockTimeout(f"{name} stayed locked for more than {timeout:g} s")
+        time.sleep(poll)

@@ -20,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.utils import timezone
 
-from cronlogs.jobs import JOBS
+from cronlogs.jobs import JOBS, MAX_RUNTIME_LIMIT_MINUTES
 from cronlogs.locks import advisory_lock_key
 from cronlogs.logger import iso_utc
 from cronlogs.models import JobState, Log
@@ -395,7 +395,9 @@ def _unfinished_run(start, finished):
         host=context_text(start, "host"),
         pid=int(pid) if pid is not None else None,
         since=context_moment(start, "startTime") or start.created_at,
-        max_runtime=timedelta(minutes=minutes) if minutes and minutes > 0 else None,
+        max_runtime=timedelta(minutes=minutes)
+        if minutes and 0 < minutes <= MAX_RUNTIME_LIMIT_MINUTES
+        else None,
     )
 
 

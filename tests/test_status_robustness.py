@@ -31,6 +31,7 @@ ODD_CONTEXTS = [
     {"cronType": JOB, "duration": 1e308, "itemsProcessed": True, "outcome": {"x": 1}},
     {"cronType": JOB, "runId": 7, "pid": "abc", "host": ["x"], "maxRuntimeMinutes": "soon"},
     {"cronType": JOB, "pid": -1, "host": None, "maxRuntimeMinutes": -3},
+    {"cronType": JOB, "pid": 10**30, "maxRuntimeMinutes": 1.44e12},  # would overflow timedelta
     {"cronType": JOB, "trigger": {"nested": [None]}, "itemsFailed": "two"},
     {"cronType": JOB, "startTime": "\u00a0", "error": "\ud7ff\U0001f600"},
 ]
