@@ -1,9 +1,15 @@
-"""`migrate` is a safe deploy step: reversible, indexes on Log built online.
+"""`migrate` is a safe deploy step: reversible, no table rewrite, indexes on Log built online.
 
 Deploys run `manage.py migrate` while crontab keeps firing and `Log` holds millions of
-rows.
+rows. The round trip runs `manage.py migrate` in child processes against a fresh
+PostgreSQL database of its own, so the test database is left alone.
 """
 
+import os
+import re
+import secrets
+
+import psycopg
 import pytest
 from django.contrib.postgres.operations import AddIndexConcurrently as PostgresOnlyAddIndex
 from django.db import IntegrityError, NotSupportedError, connection, migrations, models
@@ -12,8 +18,11 @@ from django.test.utils import CaptureQueriesContext
 
 from cronlogs.migration_operations import AddIndexConcurrently
 from cronlogs.models import ContextKey, Log
+from tests.databases import create_database, drop_database
+from tests.processes import PROJECT_DIR, database_url, run_manage
 
 OUR_APPS = ("cronlogs", "bookings", "payouts")
+LOG_ROWS = 100_000
 
 
 # --- Every migration has a way back -----------------------------------------------------
@@ -164,3 +173,85 @@ def test_it_rebuilds_an_index_that_a_failed_concurrent_build_left_invalid():
         assert index_is_valid("log_test_type_idx")
     finally:
         unapply(migration, before)
+
+
+# --- A round trip with 100k Log rows, in a database of its own ------------------------------
+
+INSERT_LOG_ROWS = """
+INSERT INTO "Log" (type, status, level, message, context, error, "createdAt")
+SELECT 'CRON_RUN', 'SUCCESS', (ARRAY['INFO', 'WARNING', 'ERROR', 'CRITICAL'])[n %% 4 + 1],
+       'Cron job completed: cleanup-logs (row ' || n || ')',
+       jsonb_build_object('cronType', 'cleanup-logs', 'bookingId', (n %% 500)::text),
+       NULL, now() - make_interval(mins => n)
+FROM generate_series(1, %s) AS n
+"""
+LOG_FINGERPRINT = """
+SELECT count(*), sum(id), count(*) FILTER (WHERE context->>'cronType' = 'cleanup-logs'),
+       count(DISTINCT level)
+FROM "Log"
+"""
+LOG_RELFILENODE = """SELECT relfilenode FROM pg_class WHERE oid = '"Log"'::regclass"""
+
+
+@pytest.fixture
+def fresh_database():
+    """A new, empty PostgreSQL database on the tests' server; dropped afterwards."""
+    name = f"callastar_migrations_{secrets.token_hex(4)}"
+    create_database(name)
+    try:
+        yield f"{database_url().rsplit('/', 1)[0]}/{name}"
+    finally:
+        drop_database(name)
+
+
+def migrate(url, *args):
+    """`manage.py migrate args` against `url`; return the migrations it applied or unapplied."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PYTHONPATH": str(PROJECT_DIR),
+        "DJANGO_SETTINGS_MODULE": "callastar.settings",
+    }
+    result = run_manage(["migrate", "--noinput", *args], env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = re.findall(r"^\s*(?:Applying|Unapplying) (\S+)\.\.\. (\S+)", result.stdout, re.M)
+    assert all(outcome == "OK" for _, outcome in steps), result.stdout
+    return {name for name, _ in steps}
+
+
+def query(url, sql, params=()):
+    """Run `sql` on `url`; its rows, or None for a statement that returns none."""
+    with psycopg.connect(url, autocommit=True) as db:
+        cursor = db.execute(sql, params)
+        return cursor.fetchall() if cursor.description else None
+
+
+@pytest.mark.postgres_only
+def test_it_migrates_100k_log_rows_to_the_latest_migration_and_back_to_zero(fresh_database):
+    graph = MigrationLoader(None, ignore_no_migrations=True).graph
+    every_migration = {f"{app}.{name}" for app, name in graph.nodes}
+    first_with_log = migrate(fresh_database, "cronlogs", "0001_initial")
+    query(fresh_database, INSERT_LOG_ROWS, [LOG_ROWS])
+    rows_before = query(fresh_database, LOG_FINGERPRINT)
+    relfilenode_before = query(fresh_database, LOG_RELFILENODE)
+
+    applied = first_with_log | migrate(fresh_database)
+
+    # It should apply every migration, keep every row and never rewrite the Log table
+    # (a rewrite gives the table a new file, a new relfilenode).
+    assert applied == every_migration
+    assert rows_before[0][0] == LOG_ROWS
+    assert query(fresh_database, LOG_FINGERPRINT) == rows_before
+    assert query(fresh_database, LOG_RELFILENODE) == relfilenode_before, "Log was rewritten"
+    recorded = query(fresh_database, "SELECT app || '.' || name FROM django_migrations")
+    assert {name for (name,) in recorded} == every_migration
+
+    unapplied = set()
+    for app in sorted({app for app, _ in graph.nodes}):
+        unapplied |= migrate(fresh_database, app, "zero")
+
+    # It should unapply every migration, leaving no table but Django's own record.
+    assert unapplied == every_migration
+    assert query(fresh_database, "SELECT count(*) FROM django_migrations") == [(0,)]
+    tables = query(fresh_database, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    assert tables == [("django_migrations",)]
