@@ -1,26 +1,23 @@
 """cleanup-daily-rooms draining a backlog of 500 rooms against a local Daily stand-in.
 
-The stand-in is a threaded HTTP server on 127.0.0.1 that answers each DELETE after 20 ms
-and, like Daily, rate-limits: more than LIMIT accepted requests in any sliding second earn
-a 429 with `Retry-After: 1`. With DAILY_DELETE_RATE_PER_SECOND=40 the job must send
-exactly one request per room, provoke no 429 and finish within 1.2x of the bound the rate
-sets (500 / 40 = 12.5 s): that bound is the baseline. A second row runs the same backlog
-unpaced to show what the pacing avoids, and that the retries still recover. The last row
-is computed, not run: the default rate against Daily's real limit.
+The stand-in (`RateLimitedDaily` in tests/daily_fake.py) is a threaded HTTP server on
+127.0.0.1 that answers each DELETE after 20 ms and, like Daily, rate-limits: more than
+LIMIT accepted requests in any sliding second earn a 429 with `Retry-After: 1`. With
+DAILY_DELETE_RATE_PER_SECOND=40 the job must send exactly one request per room, provoke
+no 429 and finish within 1.2x of the bound the rate sets (500 / 40 = 12.5 s): that bound
+is the baseline. A second row runs the same backlog unpaced to show what the pacing
+avoids, and that the retries still recover. The last row is computed, not run: the
+default rate against Daily's real limit.
 """
 
-import json
-import threading
-import time
-from collections import Counter, deque
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
 from bench.harness import Row, Timer
+from tests.daily_fake import RateLimitedDaily
 
 ROOMS = 500
 RATE = 40.0
@@ -30,63 +27,6 @@ ANSWER_DELAY = 0.020
 LIMIT = 45
 ROOM_PREFIX = "bench-room-"
 DAILY_WINDOW_REQUESTS, DAILY_WINDOW_SECONDS = 50, 30
-
-
-class DailyStandIn:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.accepted = deque()
-        self.paths = Counter()
-        self.throttled = 0
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as Daily's API does
-            # Headers and body go out in two writes: without this, Nagle's algorithm and
-            # the client's delayed ACK add ~40 ms to every answer.
-            disable_nagle_algorithm = True
-
-            def do_DELETE(self):
-                now = time.monotonic()
-                with stand_in.lock:
-                    while stand_in.accepted and stand_in.accepted[0] <= now - 1.0:
-                        stand_in.accepted.popleft()
-                    throttle = len(stand_in.accepted) >= LIMIT
-                    if throttle:
-                        stand_in.throttled += 1
-                    else:
-                        stand_in.accepted.append(now)
-                        stand_in.paths[self.path] += 1
-                if throttle:
-                    self.reply(429, {"error": "rate-limit-error"}, {"Retry-After": "1"})
-                    return
-                time.sleep(ANSWER_DELAY)
-                name = self.path.rsplit("/", 1)[-1]
-                self.reply(200, {"deleted": True, "name": name})
-
-            def reply(self, status, body, headers=None):
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def make_backlog():
@@ -132,7 +72,7 @@ def drain(rate):
     client, creator = make_backlog()
     try:
         with (
-            DailyStandIn() as stand_in,
+            RateLimitedDaily(limit=LIMIT, answer_delay=ANSWER_DELAY) as stand_in,
             override_settings(
                 DAILY_API_KEY="bench-daily-key",
                 DAILY_API_URL=stand_in.url,

@@ -4,15 +4,14 @@
 one SMTP connection, the per-email EMAIL_SENT rows, the bookings marked done, the CRON_RUN
 row). The baseline sends the same number of messages, rendered beforehand, with
 `smtplib.SMTP.sendmail` over one connection from the same process to the same sink (an
-aiosmtpd server on a thread of this process). The note gives the run's SQL query count,
-which should be the same at every size.
+aiosmtpd server on a thread of this process, tests/smtp_sink.py, counting messages and
+keeping none). The note gives the run's SQL query count, which should be the same at every
+size.
 """
 
-import asyncio
 import os
 import resource
 import smtplib
-import threading
 from datetime import timedelta
 
 from django.db import connection
@@ -20,59 +19,13 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
 from bench.harness import Row, Timer
+from tests.smtp_sink import running_smtp_sink
 
 SIZES = [int(size) for size in os.environ.get("BENCH_REMINDER_SIZES", "100,1000").split(",")]
 # A second series with the sink answering each command after this many seconds (0: off).
 LAN_DELAY = float(os.environ.get("BENCH_REMINDER_SMTP_DELAY", "0.001"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 EMAIL_PREFIX = "bench-reminders-"
-
-
-class CountingSink:
-    """An aiosmtpd handler that counts accepted messages and throws them away.
-
-    `delay` makes it wait before each reply to MAIL, RCPT and DATA, like a relay across a
-    network would (0: answer at once, the worst case for the sender's own overhead).
-    """
-
-    def __init__(self):
-        self.count = 0
-        self.delay = 0.0
-        self.lock = threading.Lock()
-
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        await self._wait()
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        await self._wait()
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        await self._wait()
-        with self.lock:
-            self.count += 1
-        return "250 OK"
-
-    async def _wait(self):
-        if self.delay:
-            await asyncio.sleep(self.delay)
-
-
-def start_sink():
-    from aiosmtpd.controller import Controller
-
-    class EphemeralPortController(Controller):
-        def _trigger_server(self):
-            self.port = self.server.sockets[0].getsockname()[1]
-            super()._trigger_server()
-
-    sink = CountingSink()
-    controller = EphemeralPortController(sink, hostname="127.0.0.1", port=0)
-    controller.start()
-    return controller, sink
 
 
 def create_due_bookings(count, now):
@@ -150,14 +103,18 @@ def median(values):
 
 
 def run():
+    with running_smtp_sink(keep_messages=False) as sink:
+        return measure(sink)
+
+
+def measure(sink):
     from bookings.models import Booking
     from cronlogs.runner import run_job
 
-    controller, sink = start_sink()
     smtp = {
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": controller.port,
+        "EMAIL_HOST": sink.host,
+        "EMAIL_PORT": sink.port,
         "EMAIL_USE_TLS": False,
         "EMAIL_USE_SSL": False,
         "EMAIL_HOST_USER": "",
@@ -184,7 +141,7 @@ def run():
                     messages = prerendered_messages(bookings)
                     sink.count = 0
                     with Timer() as raw:
-                        send_raw(messages, controller.port)
+                        send_raw(messages, sink.port)
                     assert sink.count == 2 * size, sink.count
                     baseline.append(raw.seconds)
 
@@ -210,5 +167,4 @@ def run():
                 )
     finally:
         delete_bench_data()
-        controller.stop()
     return rows

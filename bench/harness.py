@@ -22,7 +22,13 @@ def setup_django():
 
     django.setup()
     from django.core.management import call_command
+    from django.db import connection
 
+    if connection.vendor == "postgresql":
+        # A fresh clone has no bench database yet.
+        from tests.databases import create_database_if_missing
+
+        create_database_if_missing(connection.settings_dict["NAME"])
     call_command("migrate", verbosity=0, interactive=False)
 
 

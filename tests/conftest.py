@@ -3,7 +3,6 @@ Daily and Stripe at their HTTP seam, and subprocess helpers."""
 
 import itertools
 import os
-from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
@@ -19,6 +18,7 @@ from cronlogs.models import Log
 from cronlogs.work import JobRun
 from payouts.models import Payout
 from tests.processes import PROJECT_DIR, database_url
+from tests.smtp_sink import running_smtp_sink
 
 _sequence = itertools.count(1)
 
@@ -192,58 +192,12 @@ def make_payout(make_creator):
     return make
 
 
-@dataclass
-class SMTPSink:
-    """What the test SMTP server received, and how it should misbehave."""
-
-    host: str
-    port: int
-    messages: list = field(default_factory=list)
-    rejected_recipients: set = field(default_factory=set)
-
-    @property
-    def recipients(self):
-        return [rcpt for message in self.messages for rcpt in message["rcpt_tos"]]
-
-
 @pytest.fixture
 def smtp_server():
-    """A real SMTP server (aiosmtpd) on 127.0.0.1 that records every message it accepts."""
-    from aiosmtpd.controller import Controller
-
-    sink = SMTPSink(host="127.0.0.1", port=0)
-
-    class Handler:
-        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-            if address in sink.rejected_recipients:
-                return "550 5.1.1 No such user here"
-            envelope.rcpt_tos.append(address)
-            return "250 OK"
-
-        async def handle_DATA(self, server, session, envelope):
-            sink.messages.append(
-                {
-                    "mail_from": envelope.mail_from,
-                    "rcpt_tos": list(envelope.rcpt_tos),
-                    "data": envelope.content.decode("utf-8", "replace"),
-                }
-            )
-            return "250 Message accepted for delivery"
-
-    class EphemeralPortController(Controller):
-        # aiosmtpd's start-up self-test connects to `self.port`, which is 0 until the
-        # OS has picked the real one; point it at the port actually bound.
-        def _trigger_server(self):
-            self.port = self.server.sockets[0].getsockname()[1]
-            super()._trigger_server()
-
-    controller = EphemeralPortController(Handler(), hostname="127.0.0.1", port=0)
-    controller.start()
-    sink.port = controller.server.sockets[0].getsockname()[1]
-    try:
+    """A real SMTP server on 127.0.0.1 that records every message it accepts
+    (tests/smtp_sink.py)."""
+    with running_smtp_sink() as sink:
         yield sink
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """End to end in a real browser: sign in, run a job from the Jobs page, find its run.
 
-Drives Debian's headless Chromium (`apt-get install chromium`; `.ci/run` installs it)
+Drives Debian's headless Chromium (`apt-get install chromium`; `make provision`, which
+`make test` runs first, installs it)
 through Playwright for Python against pytest-django's live server.
 """
 
@@ -48,7 +49,7 @@ def test_it_runs_a_job_from_the_jobs_page_and_shows_it_in_cron_runs(live_server,
     from playwright.sync_api import expect, sync_playwright
 
     if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: apt-get install -y chromium (see .ci/run)")
+        pytest.fail("Chromium is missing: make provision (or apt-get install -y chromium)")
     django_user_model.objects.create_superuser(email="ops@callastar.test", password=PASSWORD)
 
     with sync_playwright() as playwright:

@@ -5,11 +5,8 @@ retries timeouts, so the tests of waiting (Retry-After, timeouts, pacing) talk t
 HTTP server on 127.0.0.1.
 """
 
-import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import pytest
@@ -19,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from bookings import daily
 from bookings.daily import DailyError, DeleteOutcome, Pacer
 from tests.conftest import DAILY_TEST_API_KEY, DAILY_TEST_API_URL
+from tests.daily_fake import ScriptedDaily
 
 ROOM = "room-abc-123"
 ROOM_URL = f"{DAILY_TEST_API_URL}/rooms/{ROOM}"
@@ -230,50 +228,6 @@ class FakeClock:
 
 
 # --- Against a real HTTP server: what urllib3 really does on the wire -----------------------
-
-
-class ScriptedDaily:
-    """A local HTTP server answering each request with the next scripted reply."""
-
-    def __init__(self):
-        self.replies = []  # (status, headers, body, delay_seconds)
-        self.requests = []
-        self.lock = threading.Lock()
-        script = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_DELETE(self):
-                with script.lock:
-                    script.requests.append((time.monotonic(), self.command, self.path))
-                    reply = script.replies.pop(0) if script.replies else (404, {}, {}, 0)
-                status, headers, body, delay = reply
-                time.sleep(delay)
-                payload = json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    for name, value in {"Content-Type": "application/json", **headers}.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # The client gave up waiting, as intended.
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -1,0 +1,84 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1, for the tests and the reminders benchmark.
+
+It accepts every message, refuses the recipients in `rejected_recipients` with a 550, and
+can answer each MAIL, RCPT and DATA after `delay` seconds, as a relay across a network
+would. It counts what it accepts and, unless told not to (the benchmark, which should
+spend nothing on storing), keeps each message.
+"""
+
+import asyncio
+import threading
+from contextlib import contextmanager
+
+
+class SMTPSink:
+    """What the SMTP server received, and how it should misbehave."""
+
+    def __init__(self, *, keep_messages=True):
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.keep_messages = keep_messages
+        self.messages = []
+        self.count = 0
+        self.rejected_recipients = set()
+        self.delay = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def recipients(self):
+        return [rcpt for message in self.messages for rcpt in message["rcpt_tos"]]
+
+    # --- aiosmtpd's handler hooks ---------------------------------------------------------
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        await self._wait()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        await self._wait()
+        if address in self.rejected_recipients:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        await self._wait()
+        with self._lock:
+            self.count += 1
+        if self.keep_messages:
+            self.messages.append(
+                {
+                    "mail_from": envelope.mail_from,
+                    "rcpt_tos": list(envelope.rcpt_tos),
+                    "data": envelope.content.decode("utf-8", "replace"),
+                }
+            )
+        return "250 Message accepted for delivery"
+
+    async def _wait(self):
+        if self.delay:
+            await asyncio.sleep(self.delay)
+
+
+@contextmanager
+def running_smtp_sink(*, keep_messages=True):
+    """Serve an `SMTPSink` on a port the OS picks, on a thread of this process."""
+    from aiosmtpd.controller import Controller
+
+    class EphemeralPortController(Controller):
+        # aiosmtpd's start-up self-test connects to `self.port`, which is 0 until the
+        # OS has picked the real one; point it at the port actually bound.
+        def _trigger_server(self):
+            self.port = self.server.sockets[0].getsockname()[1]
+            super()._trigger_server()
+
+    sink = SMTPSink(keep_messages=keep_messages)
+    controller = EphemeralPortController(sink, hostname=sink.host, port=0)
+    controller.start()
+    sink.port = controller.server.sockets[0].getsockname()[1]
+    try:
+        yield sink
+    finally:
+        controller.stop()
