@@ -38,6 +38,9 @@ class CappedCountPaginator(Paginator):
 
 
 PAGES_COUNTED_AHEAD = 20
+# Beyond any real table (50 million rows at 50 a page), and keeps the count's LIMIT within
+# a bigint whatever page number the URL asks for.
+MAX_COUNTED_PAGE = 1_000_000
 
 
 class JobFilter(admin.SimpleListFilter):
@@ -97,7 +100,7 @@ class LogAdminBase(admin.ModelAdmin):
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         # Count 20 pages from the one asked for: enough to page on, never the whole table.
         try:
-            page = max(int(request.GET.get("p", 1)), 1)
+            page = min(max(int(request.GET.get("p", 1)), 1), MAX_COUNTED_PAGE)
         except ValueError:
             page = 1
         return self.paginator(
@@ -117,7 +120,8 @@ class LogAdminBase(admin.ModelAdmin):
         term = search_term.strip().lstrip("#")
         if not term:
             return queryset, False
-        if term.isdigit() and len(term) < 19:
+        # Only ASCII digits are a booking number: "²".isdigit() is true, yet int("²") fails.
+        if term.isascii() and term.isdigit() and len(term) < 19:
             # Both lookups are index-backed: the bookingId expression index and the key.
             booking = queryset.alias(booking_id=ContextKey("bookingId"))
             return booking.filter(Q(booking_id=term) | Q(pk=int(term))), False
