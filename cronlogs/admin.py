@@ -6,11 +6,12 @@ hierarchy (it would ask the database for every distinct date).
 """
 
 import json
+import math
 
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -18,6 +19,22 @@ from django.utils.html import format_html
 from cronlogs.admin_jobs import JobsPageAdmin
 from cronlogs.jobs import JOBS
 from cronlogs.models import ContextKey, CronJob, CronRun, DailyRoomLog, EmailLog, Log
+
+
+def context_of(obj):
+    """A row's context as a dict: the platform's own writers may have stored any JSON."""
+    return obj.context if isinstance(obj.context, dict) else {}
+
+
+def as_number(value):
+    """A finite number from a JSON number or numeric text ("1200"), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 class CappedCountPaginator(Paginator):
@@ -158,22 +175,23 @@ class LogAdminBase(admin.ModelAdmin):
 
     @admin.display(description="booking")
     def booking_link(self, obj):
-        booking_id = obj.context.get("bookingId")
+        booking_id = context_of(obj).get("bookingId")
         if booking_id in (None, ""):
             return "-"
-        try:
-            url = reverse("admin:bookings_booking_change", args=[booking_id])
-        except NoReverseMatch:
-            return booking_id
-        return format_html('<a href="{}">#{}</a>', url, booking_id)
+        text = str(booking_id)
+        if isinstance(booking_id, bool) or not (text.isascii() and text.isdigit()):
+            return text  # Not an id this project writes: shown as it is, not linked.
+        url = reverse("admin:bookings_booking_change", args=[text])
+        return format_html('<a href="{}">#{}</a>', url, text)
 
     @admin.display(description="error")
     def short_error(self, obj):
-        error = obj.context.get("error") or ""
+        error = context_of(obj).get("error")
+        error = "" if error is None else str(error)
         return error if len(error) <= 80 else f"{error[:79]}…"
 
     def context_value(self, obj, key):
-        value = obj.context.get(key)
+        value = context_of(obj).get(key)
         return "-" if value in (None, "") else value
 
 
@@ -201,8 +219,10 @@ class CronRunAdmin(LogAdminBase):
 
     @admin.display(description="duration")
     def duration(self, obj):
-        duration = obj.context.get("duration")
-        return "-" if duration is None else f"{duration / 1000:.2f}s"
+        milliseconds = as_number(context_of(obj).get("duration"))
+        if milliseconds is None:
+            return self.context_value(obj, "duration")
+        return f"{milliseconds / 1000:.2f}s"
 
     @admin.display(description="trigger")
     def trigger(self, obj):

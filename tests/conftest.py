@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 import responses
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from bookings.models import Booking, Creator
@@ -295,6 +296,18 @@ def stripe_fake(settings):
     settings.STRIPE_MAX_NETWORK_RETRIES = 2
     with mocked_stripe(settings) as fake:
         yield fake
+
+
+def admin_answer(client, url):
+    """The final status code of a GET (redirects followed), or the exception it raised.
+
+    Each request runs in a savepoint so that a database error stays its own.
+    """
+    try:
+        with transaction.atomic():
+            return client.get(url, follow=True).status_code
+    except Exception as exc:  # Reported by the assertion that reads the answer.
+        return f"{type(exc).__name__}: {exc}"
 
 
 @pytest.fixture
