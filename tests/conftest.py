@@ -267,7 +267,7 @@ DAILY_TEST_API_URL = "https://api.daily.test/v1"
 
 @pytest.fixture
 def daily_settings(settings):
-    """Daily settings for tests: a fake key and URL, fast backoff, no pacing.
+    """Daily settings for tests: a fake key and URL, fast backoff, pacing too fast to wait.
 
     Intercept the HTTP with `responses` (DAILY_TEST_API_URL + "/rooms/<name>").
     """
@@ -276,7 +276,8 @@ def daily_settings(settings):
     settings.DAILY_TIMEOUT_SECONDS = 2.0
     settings.DAILY_MAX_RETRIES = 3
     settings.DAILY_BACKOFF_FACTOR = 0.001
-    settings.DAILY_DELETE_RATE_PER_SECOND = 0
+    # A rate must be above 0; a million a second leaves a microsecond between deletions.
+    settings.DAILY_DELETE_RATE_PER_SECOND = 1_000_000
     return settings
 
 
