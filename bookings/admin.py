@@ -12,6 +12,7 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import models
 from django.db.models import Q
+from django.utils.dateparse import parse_datetime
 
 from bookings.models import Booking, Creator, User
 from bookings.reminders import remind_bookings_now
@@ -107,10 +108,24 @@ class BookingAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["send_reminder_now", "delete_daily_room"]
 
+    def get_changeform_initial_data(self, request):
+        # `?starts_at=` prefills the add form, but Django hands the raw text to the split
+        # date/time widget, which needs a datetime and fails on any text: parse it or drop it.
+        initial = super().get_changeform_initial_data(request)
+        if "starts_at" in initial:
+            try:
+                starts_at = parse_datetime(initial.pop("starts_at"))
+            except ValueError:
+                starts_at = None
+            if starts_at is not None:
+                initial["starts_at"] = starts_at
+        return initial
+
     def get_search_results(self, request, queryset, search_term):
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip().lstrip("#")
-        if term.isdigit() and len(term) < 19:
+        # Only ASCII digits are a booking number: "²".isdigit() is true, yet int("²") fails.
+        if term.isascii() and term.isdigit() and len(term) < 19:
             queryset |= self.model.objects.filter(Q(pk=int(term)))
         return queryset, may_have_duplicates
 

@@ -6,3 +6,6 @@ class CallastarConfig(AppConfig):
 
     name = "callastar"
     verbose_name = "Call a Star"
+
+    def ready(self):
+        from callastar import checks  # noqa: F401 - registers the deployment checks

@@ -1,24 +1,27 @@
 """Settings for the Call a Star jobs project.
 
 Every value an operator may change comes from the environment (or a `.env` file beside
-`manage.py`) through django-environ; `.env.example` lists them all.
+`manage.py`); `.env.example` lists them all. Numbers, booleans and URLs are read by
+`callastar.config`, each with its rule: every bad value is reported at the end, one line
+each, and `manage.py` prints those lines and exits 1 before any work.
 """
 
-from email.utils import parseaddr
 from pathlib import Path
 
 import environ
 
+from callastar.config import LOG_LEVELS, Environment
 from cronlogs.jobs import JOBS, cronjobs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+config = Environment()
 
 # --- Core -------------------------------------------------------------------------------
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = config.boolean("DEBUG", default=False)
 # The fallback key is only good for a laptop: `manage.py check --deploy` flags it.
 SECRET_KEY = env.str(
     "SECRET_KEY", default="django-insecure-local-development-key-do-not-use-in-production"
@@ -26,11 +29,7 @@ SECRET_KEY = env.str(
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # ADMINS="Jane Ops <jane@example.com>,oncall@example.com": who hears about failing jobs.
-ADMINS = [
-    (name or address, address)
-    for name, address in map(parseaddr, env.list("ADMINS", default=[]))
-    if address
-]
+ADMINS = config.addresses("ADMINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -49,6 +48,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "callastar.middleware.RefuseNulBytesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -80,7 +80,7 @@ TEMPLATES = [
 # --- Database ---------------------------------------------------------------------------
 
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+    "default": config.database_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not :memory:) so that tests can start a second process on the same data.
@@ -120,22 +120,24 @@ STORAGES = {
 
 # --- Email ------------------------------------------------------------------------------
 
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+vars().update(config.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Call a Star <no-reply@callastar.com>")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+EMAIL_TIMEOUT = config.number("EMAIL_TIMEOUT", default=10, unit="seconds", above=0, maximum=600)
 EMAIL_SUBJECT_PREFIX = "[Call a Star] "
 
 # --- Security (production, DEBUG off) ---------------------------------------------------
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
-    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
-    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_SSL_REDIRECT = config.boolean("SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = config.boolean("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = config.boolean("CSRF_COOKIE_SECURE", default=True)
+    SECURE_HSTS_SECONDS = config.whole_number(
+        "SECURE_HSTS_SECONDS", default=31536000, unit="seconds", minimum=0, maximum=10 * 31536000
+    )
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    SECURE_HSTS_PRELOAD = config.boolean("SECURE_HSTS_PRELOAD", default=False)
     if not SECURE_HSTS_PRELOAD:
         # Preloading binds the whole domain, subdomains included, to HTTPS in every browser:
         # the domain owner opts in (SECURE_HSTS_PRELOAD=true), not this app by default.
@@ -144,38 +146,66 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- The platform -----------------------------------------------------------------------
 
-APP_URL = env.str("APP_URL", default="http://localhost:3000").rstrip("/")
+APP_URL = config.web_url(
+    "APP_URL", default="http://localhost:3000", example="https://callastar.com"
+)
 CRON_SECRET = env.str("CRON_SECRET", default="")
 
 DAILY_API_KEY = env.str("DAILY_API_KEY", default="")
-DAILY_API_URL = env.str("DAILY_API_URL", default="https://api.daily.co/v1").rstrip("/")
-DAILY_TIMEOUT_SECONDS = env.float("DAILY_TIMEOUT_SECONDS", default=10.0)
-DAILY_MAX_RETRIES = env.int("DAILY_MAX_RETRIES", default=3)
+DAILY_API_URL = config.web_url(
+    "DAILY_API_URL", default="https://api.daily.co/v1", example="https://api.daily.co/v1"
+)
+DAILY_TIMEOUT_SECONDS = config.number(
+    "DAILY_TIMEOUT_SECONDS", default=10.0, unit="seconds", above=0, maximum=600
+)
+DAILY_MAX_RETRIES = config.whole_number(
+    "DAILY_MAX_RETRIES", default=3, unit="retries", minimum=0, maximum=20
+)
 # Daily allows about 2 DELETE /rooms/:name per second (50 per 30 s); stay below it.
-DAILY_DELETE_RATE_PER_SECOND = env.float("DAILY_DELETE_RATE_PER_SECOND", default=1.5)
+DAILY_DELETE_RATE_PER_SECOND = config.number(
+    "DAILY_DELETE_RATE_PER_SECOND", default=1.5, unit="deletions per second", above=0, maximum=100
+)
 # Exponential backoff between retries of a failed Daily call: factor * 2**n s, plus jitter.
-DAILY_BACKOFF_FACTOR = env.float("DAILY_BACKOFF_FACTOR", default=0.5)
+DAILY_BACKOFF_FACTOR = config.number(
+    "DAILY_BACKOFF_FACTOR", default=0.5, unit="seconds", minimum=0, maximum=60
+)
 
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
-STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
-STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=30.0)
-STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+STRIPE_API_BASE = config.web_url(
+    "STRIPE_API_BASE", default="https://api.stripe.com", example="https://api.stripe.com"
+)
+STRIPE_TIMEOUT_SECONDS = config.number(
+    "STRIPE_TIMEOUT_SECONDS", default=30.0, unit="seconds", above=0, maximum=600
+)
+STRIPE_MAX_NETWORK_RETRIES = config.whole_number(
+    "STRIPE_MAX_NETWORK_RETRIES", default=2, unit="retries", minimum=0, maximum=20
+)
 
-# Log retention in days per level; CRITICAL rows are never deleted.
+# Log retention in days per level; CRITICAL rows are never deleted. A hundred years at
+# most: far more and the cut-off date falls before year 1.
 LOG_RETENTION_DAYS = {
-    "INFO": env.int("LOG_RETENTION_INFO_DAYS", default=30),
-    "WARNING": env.int("LOG_RETENTION_WARNING_DAYS", default=60),
-    "ERROR": env.int("LOG_RETENTION_ERROR_DAYS", default=90),
+    level: config.whole_number(
+        f"LOG_RETENTION_{level}_DAYS", default=default, unit="days", minimum=1, maximum=36500
+    )
+    for level, default in {"INFO": 30, "WARNING": 60, "ERROR": 90}.items()
 }
-LOG_RETENTION_BATCH_SIZE = env.int("LOG_RETENTION_BATCH_SIZE", default=10_000)
+LOG_RETENTION_BATCH_SIZE = config.whole_number(
+    "LOG_RETENTION_BATCH_SIZE", default=10_000, unit="rows", minimum=1, maximum=1_000_000
+)
 
 # SMTP connections a reminder run sends over at once, each with its share of the messages.
-EMAIL_CONNECTIONS = env.int("EMAIL_CONNECTIONS", default=4)
+EMAIL_CONNECTIONS = config.whole_number(
+    "EMAIL_CONNECTIONS", default=4, unit="connections", minimum=1, maximum=32
+)
 # Reminders of a person whose time zone is empty or unknown show the call in this one.
-DEFAULT_USER_TIMEZONE = env.str("DEFAULT_USER_TIMEZONE", default="UTC")
+DEFAULT_USER_TIMEZONE = config.time_zone("DEFAULT_USER_TIMEZONE", default="UTC")
 
-REMINDER_LEAD_MINUTES = env.int("REMINDER_LEAD_MINUTES", default=15)
-REMINDER_CADENCE_MINUTES = env.int("REMINDER_CADENCE_MINUTES", default=5)
+REMINDER_LEAD_MINUTES = config.whole_number(
+    "REMINDER_LEAD_MINUTES", default=15, unit="minutes", minimum=1, maximum=1440
+)
+REMINDER_CADENCE_MINUTES = config.whole_number(
+    "REMINDER_CADENCE_MINUTES", default=5, unit="minutes", minimum=1, maximum=1440
+)
 
 # Per-job overrides of the job registry's defaults (cronlogs/jobs.py), one variable each:
 # CRON_SCHEDULE_<JOB>="*/2 * * * *", CRON_MAX_RUNTIME_<JOB>=0.5 (minutes), CRON_PING_URL_<JOB>.
@@ -203,5 +233,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+    "root": {"handlers": ["console"], "level": config.choice("LOG_LEVEL", "WARNING", LOG_LEVELS)},
 }
+
+# Every bad value above, one line each, at once (manage.py prints them and exits 1).
+config.raise_problems()

@@ -6,11 +6,12 @@ hierarchy (it would ask the database for every distinct date).
 """
 
 import json
+import math
 
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -18,6 +19,22 @@ from django.utils.html import format_html
 from cronlogs.admin_jobs import JobsPageAdmin
 from cronlogs.jobs import JOBS
 from cronlogs.models import ContextKey, CronJob, CronRun, DailyRoomLog, EmailLog, Log
+
+
+def context_of(obj):
+    """A row's context as a dict: the platform's own writers may have stored any JSON."""
+    return obj.context if isinstance(obj.context, dict) else {}
+
+
+def as_number(value):
+    """A finite number from a JSON number or numeric text ("1200"), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 class CappedCountPaginator(Paginator):
@@ -38,6 +55,9 @@ class CappedCountPaginator(Paginator):
 
 
 PAGES_COUNTED_AHEAD = 20
+# Beyond any real table (50 million rows at 50 a page), and keeps the count's LIMIT within
+# a bigint whatever page number the URL asks for.
+MAX_COUNTED_PAGE = 1_000_000
 
 
 class JobFilter(admin.SimpleListFilter):
@@ -97,7 +117,7 @@ class LogAdminBase(admin.ModelAdmin):
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         # Count 20 pages from the one asked for: enough to page on, never the whole table.
         try:
-            page = max(int(request.GET.get("p", 1)), 1)
+            page = min(max(int(request.GET.get("p", 1)), 1), MAX_COUNTED_PAGE)
         except ValueError:
             page = 1
         return self.paginator(
@@ -117,7 +137,8 @@ class LogAdminBase(admin.ModelAdmin):
         term = search_term.strip().lstrip("#")
         if not term:
             return queryset, False
-        if term.isdigit() and len(term) < 19:
+        # Only ASCII digits are a booking number: "²".isdigit() is true, yet int("²") fails.
+        if term.isascii() and term.isdigit() and len(term) < 19:
             # Both lookups are index-backed: the bookingId expression index and the key.
             booking = queryset.alias(booking_id=ContextKey("bookingId"))
             return booking.filter(Q(booking_id=term) | Q(pk=int(term))), False
@@ -154,22 +175,23 @@ class LogAdminBase(admin.ModelAdmin):
 
     @admin.display(description="booking")
     def booking_link(self, obj):
-        booking_id = obj.context.get("bookingId")
+        booking_id = context_of(obj).get("bookingId")
         if booking_id in (None, ""):
             return "-"
-        try:
-            url = reverse("admin:bookings_booking_change", args=[booking_id])
-        except NoReverseMatch:
-            return booking_id
-        return format_html('<a href="{}">#{}</a>', url, booking_id)
+        text = str(booking_id)
+        if isinstance(booking_id, bool) or not (text.isascii() and text.isdigit()):
+            return text  # Not an id this project writes: shown as it is, not linked.
+        url = reverse("admin:bookings_booking_change", args=[text])
+        return format_html('<a href="{}">#{}</a>', url, text)
 
     @admin.display(description="error")
     def short_error(self, obj):
-        error = obj.context.get("error") or ""
+        error = context_of(obj).get("error")
+        error = "" if error is None else str(error)
         return error if len(error) <= 80 else f"{error[:79]}…"
 
     def context_value(self, obj, key):
-        value = obj.context.get(key)
+        value = context_of(obj).get(key)
         return "-" if value in (None, "") else value
 
 
@@ -197,8 +219,10 @@ class CronRunAdmin(LogAdminBase):
 
     @admin.display(description="duration")
     def duration(self, obj):
-        duration = obj.context.get("duration")
-        return "-" if duration is None else f"{duration / 1000:.2f}s"
+        milliseconds = as_number(context_of(obj).get("duration"))
+        if milliseconds is None:
+            return self.context_value(obj, "duration")
+        return f"{milliseconds / 1000:.2f}s"
 
     @admin.display(description="trigger")
     def trigger(self, obj):

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 import responses
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from bookings.models import Booking, Creator
@@ -220,7 +221,7 @@ DAILY_TEST_API_URL = "https://api.daily.test/v1"
 
 @pytest.fixture
 def daily_settings(settings):
-    """Daily settings for tests: a fake key and URL, fast backoff, no pacing.
+    """Daily settings for tests: a fake key and URL, fast backoff, pacing too fast to wait.
 
     Intercept the HTTP with `responses` (DAILY_TEST_API_URL + "/rooms/<name>").
     """
@@ -229,7 +230,8 @@ def daily_settings(settings):
     settings.DAILY_TIMEOUT_SECONDS = 2.0
     settings.DAILY_MAX_RETRIES = 3
     settings.DAILY_BACKOFF_FACTOR = 0.001
-    settings.DAILY_DELETE_RATE_PER_SECOND = 0
+    # A rate must be above 0; a million a second leaves a microsecond between deletions.
+    settings.DAILY_DELETE_RATE_PER_SECOND = 1_000_000
     return settings
 
 
@@ -249,6 +251,18 @@ def stripe_fake(settings):
     settings.STRIPE_MAX_NETWORK_RETRIES = 2
     with mocked_stripe(settings) as fake:
         yield fake
+
+
+def admin_answer(client, url):
+    """The final status code of a GET (redirects followed), or the exception it raised.
+
+    Each request runs in a savepoint so that a database error stays its own.
+    """
+    try:
+        with transaction.atomic():
+            return client.get(url, follow=True).status_code
+    except Exception as exc:  # Reported by the assertion that reads the answer.
+        return f"{type(exc).__name__}: {exc}"
 
 
 @pytest.fixture
