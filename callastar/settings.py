@@ -209,19 +209,25 @@ REMINDER_CADENCE_MINUTES = config.whole_number(
 
 # Per-job overrides of the job registry's defaults (cronlogs/jobs.py), one variable each:
 # CRON_SCHEDULE_<JOB>="*/2 * * * *", CRON_MAX_RUNTIME_<JOB>=0.5 (minutes), CRON_PING_URL_<JOB>.
-# Only the variables that are set become settings; `cronlogs.checks` validates them.
+# Only the variables that are set become settings. A bad one is told here with the rest;
+# `cronlogs.checks` tells it again for settings changed at run time.
 for _job in JOBS.values():
     for _kind in ("SCHEDULE", "MAX_RUNTIME", "PING_URL"):
         _name = _job.setting_name(_kind)
-        if env.str(_name, default="").strip():
-            globals()[_name] = env.str(_name).strip()
+        if config.raw(_name) is not None:
+            globals()[_name] = config.raw(_name).strip()
+    config.problems += _job.configuration_problems(globals())
 # Where the SQLite fallback of the job lock keeps its lock files.
 CRON_LOCK_DIR = env.path("CRON_LOCK_DIR", default=BASE_DIR / "var" / "locks")
 # A job is overdue once a scheduled run is this many minutes late (cron_status, health).
-CRON_OVERDUE_GRACE_MINUTES = env.int("CRON_OVERDUE_GRACE_MINUTES", default=10)
+CRON_OVERDUE_GRACE_MINUTES = config.whole_number(
+    "CRON_OVERDUE_GRACE_MINUTES", default=10, unit="minutes", minimum=1, maximum=1440
+)
 # A paused job turns unhealthy (health 503, one email) once paused this long: a forgotten
 # pause is an outage.
-CRON_PAUSE_ALERT_HOURS = env.float("CRON_PAUSE_ALERT_HOURS", default=24)
+CRON_PAUSE_ALERT_HOURS = config.number(
+    "CRON_PAUSE_ALERT_HOURS", default=24, unit="hours", above=0, maximum=24 * 365
+)
 
 # django-crontab: one line per job, each through the shared runner with trigger "cron".
 CRONJOBS = cronjobs(globals())

@@ -6,7 +6,7 @@ visible ASCII, so some secrets cannot match whatever a caller sends (`secret_is_
 and `manage.py check --deploy` warns about weak ones (`secret_weaknesses`).
 """
 
-# The same limit as `cronlogs.views.MAX_SECRET_LENGTH`: a longer presented secret is refused.
+# Longer than any sane secret: a presented secret this long is refused before it is compared.
 MAX_SECRET_LENGTH = 512
 MIN_STRONG_LENGTH = 32
 

@@ -48,30 +48,43 @@ class Job:
         defaults: setting_name("SCHEDULE") -> "CRON_SCHEDULE_CLEANUP_LOGS"."""
         return f"CRON_{kind}_{self.name.upper().replace('-', '_')}"
 
-    @property
-    def schedule(self):
-        return getattr(settings, self.setting_name("SCHEDULE"), None) or self.default_schedule
+    def _override(self, kind, values=None):
+        """The override of `kind` in `values` (a mapping of setting names, as settings.py
+        holds them while it is being built), or in Django's settings; None if unset."""
+        name = self.setting_name(kind)
+        value = values.get(name) if values is not None else getattr(settings, name, None)
+        return None if value in (None, "") else value
+
+    def schedule_in(self, values=None):
+        return self._override("SCHEDULE", values) or self.default_schedule
 
     @property
-    def max_runtime(self):
+    def schedule(self):
+        return self.schedule_in()
+
+    def max_runtime_in(self, values=None):
         """How long a run may take before it stops taking new items (a timedelta).
 
         Raises ImproperlyConfigured, naming the variable, for an override that is not a
         positive number of minutes.
         """
-        name = self.setting_name("MAX_RUNTIME")
-        value = getattr(settings, name, None)
-        minutes = self.default_max_runtime_minutes if value in (None, "") else value
+        value = self._override("MAX_RUNTIME", values)
+        minutes = self.default_max_runtime_minutes if value is None else value
         try:
             minutes = float(minutes)
         except (TypeError, ValueError):
             minutes = None
         if minutes is None or not 0 < minutes <= MAX_RUNTIME_LIMIT_MINUTES:
+            name = self.setting_name("MAX_RUNTIME")
             raise ImproperlyConfigured(
                 f"{name}={value!r}: expected a number of minutes greater than 0 and at most "
                 f"{MAX_RUNTIME_LIMIT_MINUTES}, e.g. {name}=0.5"
             )
         return timedelta(minutes=minutes)
+
+    @property
+    def max_runtime(self):
+        return self.max_runtime_in()
 
     @property
     def ping_url(self):
@@ -85,15 +98,17 @@ class Job:
         """The required settings that are not set (names only, never values)."""
         return [name for name in self.required_settings if not getattr(settings, name, "")]
 
-    def configuration_problems(self):
-        """One line per bad override of this job's schedule or max runtime."""
+    def configuration_problems(self, values=None):
+        """One line per bad override of this job's schedule or max runtime (in `values`
+        while settings are being built, else in Django's settings)."""
         problems = []
+        schedule = self.schedule_in(values)
         try:
-            validate_schedule(self.schedule)
+            validate_schedule(schedule)
         except ValueError as exc:
-            problems.append(f"{self.setting_name('SCHEDULE')}={self.schedule!r}: {exc}")
+            problems.append(f"{self.setting_name('SCHEDULE')}={schedule!r}: {exc}")
         try:
-            self.max_runtime  # noqa: B018 - validates the override
+            self.max_runtime_in(values)
         except ImproperlyConfigured as exc:
             problems.append(str(exc))
         return problems

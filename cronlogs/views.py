@@ -17,14 +17,12 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from cronlogs.alerts import review_alerts
+from cronlogs.cron_secret import MAX_SECRET_LENGTH, secret_is_usable
 from cronlogs.jobs import JOBS
 from cronlogs.runner import RunStatus, SkipReason, run_job
 from cronlogs.status import all_job_statuses, job_status
 
 logger = logging.getLogger(__name__)
-
-# Longer than any sane secret; anything bigger is refused before it is compared.
-MAX_SECRET_LENGTH = 512
 
 
 def _as_bytes(value):
@@ -129,11 +127,6 @@ def readiness(cron_type, *, detailed):
     if detailed:
         body["missingSettings"] = missing
     return body
-
-
-def secret_is_usable(secret):
-    """Whether a request could ever present `secret` (see `presented_secrets`)."""
-    return bool(secret) and len(secret) <= MAX_SECRET_LENGTH and secret == secret.strip()
 
 
 @csrf_exempt
