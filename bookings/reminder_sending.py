@@ -2,15 +2,17 @@
 
 A real relay takes tens of milliseconds per message, so one connection caps a run at a few
 dozen messages a second. `SenderPool` keeps EMAIL_CONNECTIONS (4) connections, one per
-sender thread, and sends each batch it is given in as many shares: each thread builds
-(renders) and sends the messages of its own share over its own connection, so a connection
-that fails only fails its own share, and rendering overlaps the others' network waits.
+sender thread, and sends each batch it is given over all of them: each thread builds
+(renders) and sends the messages it takes from a shared queue over its own connection, so a
+connection that fails only fails the message it was sending (the others take the rest),
+and rendering overlaps the others' network waits.
 
 The threads never touch the database: the reminder job claims, checks and records in its
 own thread, and hands the pool deliveries whose outcome the threads fill in.
 """
 
 import contextlib
+import queue
 import smtplib
 import threading
 import time
@@ -63,6 +65,7 @@ class SenderPool:
     def __init__(self, *, connections, run_clock):
         self.slots = [_Slot() for _ in range(max(1, connections))]
         self.run_clock = run_clock
+        self._threads, self._failures, self._work = [], [], queue.SimpleQueue()
 
     def __enter__(self):
         return self
@@ -71,6 +74,7 @@ class SenderPool:
         self.close()
 
     def close(self):
+        self._join()
         for slot in self.slots:
             if slot.connection is not None:
                 # A broken connection has nothing left to release.
@@ -78,42 +82,72 @@ class SenderPool:
                     slot.connection.close()
 
     def send(self, deliveries):
-        """Send `deliveries` in one share per connection; return when all are done."""
-        shares = [deliveries[index :: len(self.slots)] for index in range(len(self.slots))]
-        work = [(slot, share) for slot, share in zip(self.slots, shares, strict=True) if share]
-        if len(work) == 1:
-            self._send_share(*work[0])
+        """Send `deliveries` over the pool's connections; return when all are done."""
+        self.start(deliveries)
+        self.wait()
+
+    def start(self, deliveries):
+        """Start sending `deliveries` over the pool's connections, and return at once;
+        `wait()` returns when they are all done.
+
+        The connections take messages from one queue as they get free, so a slow one
+        holds nobody up; a connection that cannot be opened, or breaks and cannot be
+        reopened, stops taking messages and leaves the rest to the others. What no
+        connection could take fails with the connection's error (retried next run).
+        """
+        self.wait()
+        self._work = queue.SimpleQueue()
+        for delivery in deliveries:
+            self._work.put(delivery)
+        self._failures = []
+        if len(self.slots) == 1 or len(deliveries) == 1:
+            # Nothing to overlap: send in this thread (and on its database connection).
+            self._drain(self.slots[0], self._work)
             return
-        failures = []
-        threads = [
+        self._threads = [
             threading.Thread(
-                target=self._guarded, args=(slot, share, failures), name="reminder-smtp"
+                target=self._guarded, args=(slot, self._work, self._failures), name="reminder-smtp"
             )
-            for slot, share in work
+            for slot in self.slots[: len(deliveries)]
         ]
-        for thread in threads:
+        for thread in self._threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+
+    def wait(self):
+        """Wait for the batch `start` began; raise what a sending thread raised."""
+        self._join()
+        failures, self._failures = self._failures, []
         if failures:
             raise failures[0]
+        error = self.first_connection_error()
+        while not self._work.empty():
+            self._work.get().fail(error, permanent=False)
+
+    def _join(self):
+        threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join()
 
     def first_connection_error(self):
         return next((slot.error for slot in self.slots if slot.error is not None), None)
 
-    def _guarded(self, slot, share, failures):
+    def _guarded(self, slot, work, failures):
         try:
-            self._send_share(slot, share)
+            self._drain(slot, work)
         except BaseException as exc:  # Re-raised in the calling thread.
             failures.append(exc)
 
-    def _send_share(self, slot, share):
+    def _drain(self, slot, work):
         with slot.lock:
             if not slot.opened:
                 slot.connection = get_connection()
                 slot.error = _open(slot.connection)
                 slot.opened = True
-            for delivery in share:
+            while slot.error is None:
+                try:
+                    delivery = work.get_nowait()
+                except queue.Empty:
+                    return
                 self._deliver(slot, delivery)
 
     def _deliver(self, slot, delivery):
@@ -122,9 +156,6 @@ class SenderPool:
         now = self.run_clock(time.monotonic())
         if now >= delivery.reminder.starts_at:
             delivery.fail("The call started before its reminder could be sent", permanent=True)
-            return
-        if slot.error is not None:
-            delivery.fail(slot.error, permanent=False)
             return
         try:
             message = reminder_message(

@@ -43,7 +43,7 @@ STALE_CLAIM_AFTER = timedelta(minutes=5)
 SEND_DEADLINE = STALE_CLAIM_AFTER / 2
 # Bookings claimed and sent at a time: memory stays flat however many are due, and each
 # chunk costs the same handful of queries.
-CHUNK_BOOKINGS = 500
+CHUNK_BOOKINGS = 1000
 SAME_PERSON = "The client and the creator are the same person: one reminder is enough"
 
 
@@ -195,19 +195,26 @@ def _remind(due, *, run, counted=False):
             ids = [booking.pk for booking in chunk]
             claimed = claim_reminders(ids, now=claimed_at, token=token)
             stats["alreadySent"] += sum(len(_recipients(b)) for b in chunk) - len(claimed)
-            deliveries = []
+            batches = []
             try:
                 deadline = time.monotonic() + SEND_DEADLINE.total_seconds()
                 # The client's messages, then the creator's, each batch checked against
-                # the bookings right before it goes out.
+                # the bookings right before it goes out; a batch is recorded while the
+                # next one is on the wire.
                 for recipient in (Recipient.CLIENT, Recipient.CREATOR):
                     batch = [_delivery(r, deadline) for r in claimed if r.recipient == recipient]
                     _check_bookings_again(batch)
-                    pool.send([delivery for delivery in batch if not delivery.skipped])
-                    deliveries += batch
+                    pool.start([delivery for delivery in batch if not delivery.skipped])
+                    if batches:
+                        _record(batches.pop(), run=run)
+                    pool.wait()
+                    batches.append(batch)
             finally:
                 # Recorded even if the run dies half way, so what was sent is never sent again.
-                _record(deliveries, token=token, run=run)
+                pool.wait()
+                for batch in batches:
+                    _record(batch, run=run)
+                _release_unattempted(token)
                 _mark_bookings_done(ids)
         return pool.first_connection_error()
 
@@ -383,8 +390,15 @@ def _warn_about_time_zones(chunk, warned):
             )
 
 
-def _record(deliveries, *, token, run):
-    """Store each outcome, put unattempted claims back and write the EMAIL_* rows."""
+def _release_unattempted(token):
+    """Put the claims a run left unattempted (out of time) back in the queue."""
+    BookingReminder.objects.filter(claim_token=token, status=Status.SENDING).update(
+        status=Status.PENDING
+    )
+
+
+def _record(deliveries, *, run):
+    """Store each outcome and write the EMAIL_* rows."""
     sent, closed, failed, logs = [], [], [], []
     sent_at = None
     for delivery in deliveries:
@@ -445,9 +459,6 @@ def _record(deliveries, *, token, run):
         BookingReminder.objects.bulk_update(
             [*failed, *closed], ["status", "attempts", "last_error"]
         )
-    BookingReminder.objects.filter(claim_token=token, status=Status.SENDING).update(
-        status=Status.PENDING
-    )
     Log.objects.bulk_create(logs)
 
 

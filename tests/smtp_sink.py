@@ -1,9 +1,10 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1, for the tests and the reminders benchmark.
 
 It accepts every message, refuses the recipients in `rejected_recipients` with a 550, and
-can answer each MAIL, RCPT and DATA after `delay` seconds, as a relay across a network
-would. It counts what it accepts and, unless told not to (the benchmark, which should
-spend nothing on storing), keeps each message.
+can answer each MAIL, RCPT and DATA after `delay` seconds, or each message (its DATA)
+after `message_delay` seconds, as a relay across a network would. It counts what it
+accepts and, unless told not to (the benchmark, which should spend nothing on storing),
+keeps each message.
 """
 
 import asyncio
@@ -22,6 +23,7 @@ class SMTPSink:
         self.count = 0
         self.rejected_recipients = set()
         self.delay = 0.0
+        self.message_delay = 0.0
         self._lock = threading.Lock()
 
     @property
@@ -45,6 +47,8 @@ class SMTPSink:
 
     async def handle_DATA(self, server, session, envelope):
         await self._wait()
+        if self.message_delay:
+            await asyncio.sleep(self.message_delay)
         with self._lock:
             self.count += 1
         if self.keep_messages:
@@ -82,3 +86,92 @@ def running_smtp_sink(*, keep_messages=True):
         yield sink
     finally:
         controller.stop()
+
+
+# --- The same sink in a process of its own (the benchmark: a relay is not in our process) -
+
+
+class _ControlledSink(SMTPSink):
+    """Answers `NOOP count`, `NOOP reset` and `NOOP message-delay <s>` from its controller."""
+
+    async def handle_NOOP(self, server, session, envelope, arg):
+        words = arg.split()
+        if words == ["count"]:
+            return f"250 {self.count}"
+        if words == ["reset"]:
+            self.count = 0
+            return "250 OK"
+        if len(words) == 2 and words[0] == "message-delay":
+            self.message_delay = float(words[1])
+            return "250 OK"
+        return "250 OK"
+
+
+class SinkProcess:
+    """A handle on a sink served by a child process: its address, count and delay."""
+
+    def __init__(self, host, port):
+        self.host, self.port = host, port
+
+    def _command(self, *words):
+        import smtplib
+
+        with smtplib.SMTP(self.host, self.port, timeout=10) as client:
+            code, reply = client.docmd("NOOP", " ".join(words))
+        assert code == 250, (code, reply)
+        return reply.decode()
+
+    @property
+    def count(self):
+        return int(self._command("count"))
+
+    def reset(self):
+        self._command("reset")
+
+    def set_message_delay(self, seconds):
+        self._command("message-delay", str(seconds))
+
+
+@contextmanager
+def smtp_sink_process():
+    """Serve a counting sink (keeping no message) from a child process; yields a SinkProcess."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.smtp_sink"],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(child.stdout.readline())
+        yield SinkProcess("127.0.0.1", port)
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def _serve_forever():
+    import signal
+    import sys
+
+    from aiosmtpd.controller import Controller
+
+    class EphemeralPortController(Controller):
+        def _trigger_server(self):
+            self.port = self.server.sockets[0].getsockname()[1]
+            super()._trigger_server()
+
+    sink = _ControlledSink(keep_messages=False)
+    controller = EphemeralPortController(sink, hostname=sink.host, port=0)
+    controller.start()
+    print(controller.server.sockets[0].getsockname()[1], flush=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    controller.stop()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    _serve_forever()
