@@ -153,6 +153,11 @@ DAILY_TIMEOUT_SECONDS = env.float("DAILY_TIMEOUT_SECONDS", default=10.0)
 DAILY_MAX_RETRIES = env.int("DAILY_MAX_RETRIES", default=3)
 # Daily allows about 2 DELETE /rooms/:name per second (50 per 30 s); stay below it.
 DAILY_DELETE_RATE_PER_SECOND = env.float("DAILY_DELETE_RATE_PER_SECOND", default=1.5)
+# DELETE /batch/rooms and GET /rooms/:name fall under Daily's general limit (20 per second,
+# 100 per 5 s); 15/s leaves the platform's own calls a quarter of it.
+DAILY_BATCH_RATE_PER_SECOND = env.float("DAILY_BATCH_RATE_PER_SECOND", default=15.0)
+# Rooms named by one DELETE /batch/rooms (Daily takes at most 1,000).
+DAILY_BATCH_SIZE = env.int("DAILY_BATCH_SIZE", default=1000)
 # Exponential backoff between retries of a failed Daily call: factor * 2**n s, plus jitter.
 DAILY_BACKOFF_FACTOR = env.float("DAILY_BACKOFF_FACTOR", default=0.5)
 
