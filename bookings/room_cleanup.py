@@ -1,10 +1,21 @@
-"""cleanup-daily-rooms: delete the Daily rooms of finished bookings, then forget them."""
+"""cleanup-daily-rooms: delete the Daily rooms of calls that are over, then forget them."""
 
+import time
 from contextlib import closing
+from datetime import timedelta
 from typing import NamedTuple
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db.models import (
+    BooleanField,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Func,
+    Q,
+)
 from django.utils import timezone
 
 from bookings import daily
@@ -38,30 +49,58 @@ class Held(NamedTuple):
 HELD = ("daily_room_name", "status", "due")
 
 
-def due_for_cleanup():
-    """The condition under which a booking's room may go: COMPLETED or CANCELLED."""
-    return Q(status__in=FINISHED_STATUSES)
+class Minutes(Func):
+    """A whole number of minutes as a duration, on PostgreSQL and SQLite alike."""
+
+    arity = 1
+    output_field = DurationField()
+    template = "make_interval(mins => %(expressions)s)"
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # SQLite keeps a duration as a number of microseconds.
+        template = "(%(expressions)s * 60000000)"
+        return self.as_sql(compiler, connection, template=template, **extra_context)
 
 
-def bookings_due_for_cleanup():
-    """Bookings that still name a Daily room and whose room may go, oldest first."""
+def with_scheduled_end(bookings):
+    """`bookings` annotated with `scheduled_end`: starts_at + duration_minutes."""
+    end = F("starts_at") + Minutes("duration_minutes")
+    return bookings.annotate(scheduled_end=ExpressionWrapper(end, output_field=DateTimeField()))
+
+
+def due_for_cleanup(now):
+    """The condition (on bookings annotated by `with_scheduled_end`) under which a booking's
+    room may go at `now`: COMPLETED once its scheduled end is DAILY_ROOM_GRACE_MINUTES past,
+    CANCELLED unless its call is under way (started, and not that far past its end)."""
+    cutoff = now - timedelta(minutes=settings.DAILY_ROOM_GRACE_MINUTES)
+    # starts_at < cutoff follows from the end being past it; said outright, the
+    # (status, starts_at) index can narrow the scan down before the end is computed.
+    over = Q(starts_at__lt=cutoff, scheduled_end__lt=cutoff)
+    completed = Q(status=Booking.Status.COMPLETED) & over
+    cancelled = Q(status=Booking.Status.CANCELLED) & (Q(starts_at__gt=now) | over)
+    return completed | cancelled
+
+
+def bookings_due_for_cleanup(now):
+    """Bookings that still name a Daily room and whose room may go at `now`, oldest first."""
     return (
-        Booking.objects.filter(daily_room_name__isnull=False)
+        with_scheduled_end(Booking.objects.filter(daily_room_name__isnull=False))
         .exclude(daily_room_name="")
-        .filter(due_for_cleanup())
+        .filter(due_for_cleanup(now))
         .order_by("pk")
     )
 
 
 def cleanup_daily_rooms(run):
-    """Delete on Daily the room of every COMPLETED or CANCELLED booking that still holds
-    one, then clear the booking's room fields. Rooms go in batches; right before each
-    deletion request their bookings are read again, and a booking no longer finished
-    (re-confirmed) keeps its room.
+    """Delete on Daily the room of every COMPLETED booking whose scheduled end (starts_at +
+    duration_minutes) is more than DAILY_ROOM_GRACE_MINUTES past, and of every CANCELLED
+    one whose call is not under way, then clear the booking's room fields. Rooms go in
+    batches; right before each deletion request their bookings are read again, and a
+    booking no longer due (re-confirmed, moved) keeps its room.
 
     A room that fails keeps its booking untouched, so the next run tries it again.
     """
-    rooms = [Room(*row) for row in bookings_due_for_cleanup().values_list(*ROOM_FIELDS)]
+    rooms = [Room(*row) for row in bookings_due_for_cleanup(run.now).values_list(*ROOM_FIELDS)]
     RoomDeleter(rooms, run=run, deleted_by="cron_job", only_due=True).delete()
 
 
@@ -94,6 +133,7 @@ class RoomDeleter:
         self.by_name = {}
         for room in rooms:
             self.by_name.setdefault(room.name, []).append(room)
+        self.started = time.monotonic()
         self.settled = []  # what Daily answered since the last request, to record
         run.stats.update(
             totalBookings=len(rooms),
@@ -159,8 +199,9 @@ class RoomDeleter:
         ids = [room.booking_id for name in names for room in self.by_name[name]]
         bookings = Booking.objects.filter(pk__in=ids)
         if self.only_due:
-            due = ExpressionWrapper(due_for_cleanup(), output_field=BooleanField())
-            rows = bookings.annotate(due=due).values_list("pk", *HELD)
+            now = self.run.now + timedelta(seconds=time.monotonic() - self.started)
+            due = ExpressionWrapper(due_for_cleanup(now), output_field=BooleanField())
+            rows = with_scheduled_end(bookings).annotate(due=due).values_list("pk", *HELD)
         else:
             rows = ((pk, *row, True) for pk, *row in bookings.values_list("pk", *HELD[:2]))
         held = {pk: Held(*row) for pk, *row in rows}

@@ -158,6 +158,8 @@ DAILY_DELETE_RATE_PER_SECOND = env.float("DAILY_DELETE_RATE_PER_SECOND", default
 DAILY_BATCH_RATE_PER_SECOND = env.float("DAILY_BATCH_RATE_PER_SECOND", default=15.0)
 # Rooms named by one DELETE /batch/rooms (Daily takes at most 1,000).
 DAILY_BATCH_SIZE = env.int("DAILY_BATCH_SIZE", default=1000)
+# A COMPLETED call keeps its room this long past its scheduled end, for calls that run over.
+DAILY_ROOM_GRACE_MINUTES = env.int("DAILY_ROOM_GRACE_MINUTES", default=30)
 # Exponential backoff between retries of a failed Daily call: factor * 2**n s, plus jitter.
 DAILY_BACKOFF_FACTOR = env.float("DAILY_BACKOFF_FACTOR", default=0.5)
 

@@ -384,7 +384,93 @@ def test_it_stops_before_the_next_request_when_its_time_is_up(
     assert len(rooms_left()) == 2
 
 
-# --- The check right before deleting --------------------------------------------------
+# --- Rooms outlive their calls: the grace period and the check right before deleting ----
+
+
+@pytest.mark.parametrize(
+    ("ended_ago", "deleted"),
+    [
+        (timedelta(minutes=1), False),
+        (timedelta(minutes=29, seconds=59), False),
+        (timedelta(minutes=30), False),
+        (timedelta(minutes=30, seconds=1), True),
+        (timedelta(minutes=31), True),
+    ],
+)
+def test_it_keeps_a_completed_calls_room_for_the_grace_period(
+    daily_fake, finished_booking, now, ended_ago, deleted
+):
+    # A 45-minute call whose scheduled end is `ended_ago` behind `now`.
+    booking = finished_booking(
+        "room-call", starts_at=now - timedelta(minutes=45) - ended_ago, duration_minutes=45
+    )
+    daily_fake.add_rooms("room-call")
+
+    stats = run_cleanup(now)
+
+    # It should delete the room only once its scheduled end is DAILY_ROOM_GRACE_MINUTES past.
+    booking.refresh_from_db()
+    assert (booking.daily_room_name is None) == deleted
+    assert stats["totalBookings"] == int(deleted)
+    assert ("room-call" not in daily_fake.rooms) == deleted
+
+
+def test_it_keeps_the_room_of_a_call_completed_before_its_scheduled_end(
+    daily_fake, finished_booking, now
+):
+    # Marked COMPLETED with 10 minutes still scheduled: participants may be reconnecting.
+    booking = finished_booking("room-early", starts_at=now - timedelta(minutes=20))
+
+    stats = run_cleanup(now)
+
+    assert stats["totalBookings"] == 0 and daily_fake.requests == []
+    booking.refresh_from_db()
+    assert booking.daily_room_name == "room-early"
+
+
+def test_it_follows_daily_room_grace_minutes(daily_fake, finished_booking, now, settings):
+    settings.DAILY_ROOM_GRACE_MINUTES = 5
+    finished_booking("room-a", starts_at=now - timedelta(minutes=36))  # ended 6 min ago
+    finished_booking("room-b", starts_at=now - timedelta(minutes=34))  # ended 4 min ago
+    daily_fake.add_rooms("room-a", "room-b")
+
+    run_cleanup(now)
+
+    assert daily_fake.batches() == [["room-a"]]
+
+
+def test_it_deletes_a_cancelled_future_calls_room_at_once(daily_fake, finished_booking, now):
+    booking = finished_booking(
+        "room-cancelled", status=Booking.Status.CANCELLED, starts_at=now + timedelta(days=3)
+    )
+    daily_fake.add_rooms("room-cancelled")
+
+    stats = run_cleanup(now)
+
+    assert stats["roomsDeleted"] == 1
+    booking.refresh_from_db()
+    assert booking.daily_room_name is None
+    assert Log.objects.get(type="DAILY_ROOM_DELETED").context["bookingStatus"] == "CANCELLED"
+
+
+@pytest.mark.parametrize(
+    "started_ago",
+    [timedelta(0), timedelta(minutes=10), timedelta(minutes=30), timedelta(minutes=55)],
+)
+def test_it_keeps_a_cancelled_calls_room_while_the_call_is_under_way(
+    daily_fake, finished_booking, now, started_ago
+):
+    # A 30-minute call that started `started_ago`: under way until 30 + 30 minutes after.
+    booking = finished_booking(
+        "room-live", status=Booking.Status.CANCELLED, starts_at=now - started_ago
+    )
+    daily_fake.add_rooms("room-live")
+
+    stats = run_cleanup(now)
+
+    assert stats["totalBookings"] == 0 and daily_fake.requests == []
+    booking.refresh_from_db()
+    assert booking.daily_room_name == "room-live"
 
 
 def test_it_keeps_the_room_of_a_booking_reconfirmed_during_the_run(
@@ -535,3 +621,14 @@ def test_delete_booking_rooms_keeps_the_room_and_logs_when_daily_fails(
     booking.refresh_from_db()
     assert booking.daily_room_name == "room-admin-fail"
     assert Log.objects.get(type="DAILY_ROOM_ERROR").context["requestedBy"] == "admin"
+
+
+def test_the_dry_run_and_the_run_select_with_the_same_rule(daily_fake, finished_booking, now):
+    finished_booking("room-due")
+    finished_booking("room-grace", starts_at=now - timedelta(minutes=40))
+    daily_fake.add_rooms("room-due", "room-grace")
+
+    listed = run_cleanup(now, dry_run=True)["roomsToDelete"]
+    run_cleanup(now)
+
+    assert listed == ["room-due"] and daily_fake.rooms == {"room-grace"}

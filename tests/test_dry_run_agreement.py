@@ -64,14 +64,17 @@ def test_reminders_sends_and_refuses_what_its_dry_run_said(make_booking, make_us
 
 
 def test_cleanup_daily_rooms_deletes_the_rooms_its_dry_run_listed(daily_fake, make_booking):
-    for index, status in enumerate(["COMPLETED", "CANCELLED", "CONFIRMED", "COMPLETED"]):
+    long_ago, just_now = timezone.now() - timedelta(days=1), timezone.now() - timedelta(minutes=35)
+    # The last call ended 5 minutes ago: its room is kept for the grace period, by both.
+    plan = ["COMPLETED", "CANCELLED", "CONFIRMED", "COMPLETED", "COMPLETED"]
+    for index, status in enumerate(plan):
         make_booking(
             status=status,
-            starts_at=timezone.now() - timedelta(days=1),
+            starts_at=just_now if index == 4 else long_ago,
             daily_room_name=f"room-{index}",
             daily_room_url=f"https://callastar.daily.co/room-{index}",
         )
-    daily_fake.add_rooms("room-0", "room-2", "room-3")  # room-1 is already gone
+    daily_fake.add_rooms("room-0", "room-3", "room-4")  # room-1 is already gone
 
     dry, real = dry_then_real("cleanup-daily-rooms")
 
@@ -81,7 +84,7 @@ def test_cleanup_daily_rooms_deletes_the_rooms_its_dry_run_listed(daily_fake, ma
     assert dry["roomsToDelete"] == deleted == ["room-0", "room-1", "room-3"]
     assert dry["totalBookings"] == real["totalBookings"] == 3
     assert Booking.objects.get(daily_room_name="room-2").status == "CONFIRMED"
-    assert daily_fake.rooms == {"room-2"}
+    assert daily_fake.rooms == {"room-4"}
 
 
 def test_process_payouts_pays_skips_and_fails_what_its_dry_run_said(
