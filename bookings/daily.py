@@ -2,9 +2,10 @@
 
 One `requests.Session` per process. urllib3's `Retry` on its adapter retries 429, 5xx,
 timeouts and connection errors a bounded number of times with exponential backoff and
-jitter, honouring `Retry-After`. DELETE requests are also paced below Daily's rate limit
-for `DELETE /rooms/:name` (about 2 per second, 50 per 30 s), so a backlog of hundreds of
-rooms drains without a storm of 429s.
+jitter, honouring `Retry-After`. Rooms are deleted in batches (`DELETE /batch/rooms`, see
+`bookings.daily_batches`), and every request is paced below the rate limit Daily sets for
+its endpoint: about 2 per second (50 per 30 s) for `DELETE /rooms/:name`, 20 per second
+(100 per 5 s) for the others, `DELETE /batch/rooms` and `GET /rooms/:name` among them.
 
 Docs: https://docs.daily.co/reference/rest-api (authentication, rate limits).
 """
@@ -12,11 +13,7 @@ Docs: https://docs.daily.co/reference/rest-api (authentication, rate limits).
 import random
 import threading
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from enum import StrEnum
 from functools import lru_cache
-from typing import NamedTuple
 from urllib.parse import quote
 
 import requests
@@ -25,6 +22,8 @@ from django.core.exceptions import ImproperlyConfigured
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from bookings.daily_batches import BATCH_SIZE_MAX, BatchDeletion, DeleteOutcome
+from bookings.daily_batches import RoomDeletion as RoomDeletion  # re-exported
 from cronlogs.providers import ErrorKind, ProviderError, kind_for_status
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -32,26 +31,12 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # run out is simply tried again by the next run.
 RETRY_AFTER_MAX_SECONDS = 60
 BACKOFF_MAX_SECONDS = 30
-# DELETEs that may overlap in `delete_rooms`. The pacer alone sets the rate; overlap only
-# keeps network latency and the caller's own work from slowing the rate down.
-DELETES_IN_FLIGHT = 4
 
 
 class DailyError(ProviderError):
     """A Daily call failed (`kind`, `http_status`, Daily's own text); never carries the key."""
 
     provider = "Daily"
-
-
-class DeleteOutcome(StrEnum):
-    DELETED = "deleted"
-    ALREADY_GONE = "already_gone"
-
-
-class RoomDeletion(NamedTuple):
-    name: str
-    outcome: DeleteOutcome | None
-    error: DailyError | None
 
 
 class DailyRetry(Retry):
@@ -76,9 +61,16 @@ class Pacer:
     A rate of 0 turns pacing off.
     """
 
-    def __init__(self, rate_per_second, *, clock=time.monotonic, sleep=time.sleep):
+    def __init__(
+        self,
+        rate_per_second,
+        *,
+        setting="DAILY_DELETE_RATE_PER_SECOND",
+        clock=time.monotonic,
+        sleep=time.sleep,
+    ):
         if rate_per_second < 0:
-            raise ImproperlyConfigured("DAILY_DELETE_RATE_PER_SECOND must not be negative.")
+            raise ImproperlyConfigured(f"{setting} must not be negative.")
         self.interval = 1.0 / rate_per_second if rate_per_second else 0.0
         self._clock = clock
         self._sleep = sleep
@@ -101,7 +93,7 @@ class Pacer:
 
 
 class DailyClient:
-    """Calls to Daily's REST API with one session, timeouts, retries and DELETE pacing."""
+    """Calls to Daily's REST API with one session, timeouts, retries and pacing."""
 
     def __init__(
         self,
@@ -112,13 +104,21 @@ class DailyClient:
         max_retries=3,
         backoff_factor=0.5,
         delete_rate_per_second=1.5,
+        batch_rate_per_second=15.0,
+        batch_size=BATCH_SIZE_MAX,
     ):
+        if not 1 <= batch_size <= BATCH_SIZE_MAX:
+            raise ImproperlyConfigured(
+                f"DAILY_BATCH_SIZE must be between 1 and {BATCH_SIZE_MAX} (Daily's limit)."
+            )
         self.api_url = api_url.rstrip("/")
+        self.batch_size = batch_size
         self.timeout = timeout
         self._api_key = api_key
         retry = DailyRetry(
             total=max_retries,
-            # DELETE is idempotent on Daily: a repeat answers 404, which counts as gone.
+            # A repeated DELETE /rooms/:name answers 404, which counts as gone; a repeated
+            # batch whose first try went through fails, and its rooms are found gone.
             allowed_methods=frozenset({"GET", "DELETE"}),
             status_forcelist=RETRY_STATUSES,
             backoff_factor=backoff_factor,
@@ -135,7 +135,9 @@ class DailyClient:
         adapter = HTTPAdapter(max_retries=retry)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        # DELETE /rooms/:name has a limit of its own; the batch pacer serves the others.
         self.delete_pacer = Pacer(delete_rate_per_second)
+        self.batch_pacer = Pacer(batch_rate_per_second, setting="DAILY_BATCH_RATE_PER_SECOND")
 
     def room_url(self, name):
         """The API URL of room `name`; the name is one path segment, whatever it holds."""
@@ -149,7 +151,8 @@ class DailyClient:
 
         https://docs.daily.co/reference/rest-api/rooms/get-room-config
         """
-        response = self._request("GET", self.room_url(name), name)
+        url = self.room_url(name)
+        response = self._paced("GET", url, f"/rooms/{name}", self.batch_pacer)
         if response.status_code == 404:
             return False
         if _succeeded(response):
@@ -163,10 +166,7 @@ class DailyClient:
         https://docs.daily.co/reference/rest-api/rooms/delete-room
         """
         url = self.room_url(name)
-        self.delete_pacer.wait()
-        response = self._request("DELETE", url, name)
-        if _was_retried(response):
-            self.delete_pacer.hold_off()
+        response = self._paced("DELETE", url, f"/rooms/{name}", self.delete_pacer)
         if _succeeded(response):
             return DeleteOutcome.DELETED
         if response.status_code == 404:
@@ -175,37 +175,51 @@ class DailyClient:
             return DeleteOutcome.DELETED if deleted else DeleteOutcome.ALREADY_GONE
         raise self._error(response)
 
-    def delete_rooms(self, names, *, in_flight=DELETES_IN_FLIGHT):
-        """Delete each room of `names` (one DELETE each, paced) and yield a RoomDeletion
-        per name, in the order given; a failure is yielded, never raised."""
-        names = iter(names)
-        pending = deque()
-        pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="daily-delete")
-        try:
-            # Submit only a few ahead, so a caller that stops early leaves little queued.
-            for name in names:
-                pending.append(pool.submit(self._delete_reporting, name))
-                if len(pending) >= in_flight:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    def delete_room_batch(self, names):
+        """Delete the rooms `names` (1 to 1,000) with one DELETE /batch/rooms; return
+        Daily's `deleted_count`.
 
-    def _delete_reporting(self, name):
-        try:
-            return RoomDeletion(name, self.delete_room(name), None)
-        except DailyError as exc:
-            return RoomDeletion(name, None, exc)
+        All or nothing: if Daily refuses any of them it deletes none and this raises
+        DailyError, which does not say which room was the problem.
+        https://docs.daily.co/reference/rest-api/rooms/batch/delete
+        """
+        names = list(names)
+        if not 1 <= len(names) <= BATCH_SIZE_MAX:
+            raise ValueError(f"a batch holds 1 to {BATCH_SIZE_MAX} rooms, not {len(names)}")
+        response = self._paced(
+            "DELETE",
+            f"{self.api_url}/batch/rooms",
+            f"/batch/rooms ({len(names)} rooms)",
+            self.batch_pacer,
+            json={"room_names": names},
+        )
+        if _succeeded(response):
+            return _json(response).get("deleted_count")
+        raise self._error(response)
 
-    def _request(self, method, url, name):
+    def delete_rooms(self, names, *, before_delete=None):
+        """Delete the rooms `names` in batches of DAILY_BATCH_SIZE and yield one
+        RoomDeletion per name as each is settled (names given twice are deleted once); a
+        failure is yielded, never raised. `before_delete(names)`, if given, is called right
+        before each deletion request and returns the names still to delete: the others are
+        neither deleted nor yielded. See `bookings.daily_batches`."""
+        deletion = BatchDeletion(self, batch_size=self.batch_size, before_delete=before_delete)
+        return deletion.run(names)
+
+    def _paced(self, method, url, label, pacer, **kwargs):
+        pacer.wait()
         try:
-            return self.session.request(method, url, timeout=self.timeout, allow_redirects=False)
+            response = self.session.request(
+                method, url, timeout=self.timeout, allow_redirects=False, **kwargs
+            )
         except requests.RequestException as exc:
-            self.delete_pacer.hold_off()
+            pacer.hold_off()
             raise DailyError(
-                f"{method} /rooms/{name}: {_cause(exc)}", kind=ErrorKind.UNAVAILABLE
+                f"{method} {label}: {_cause(exc)}", kind=ErrorKind.UNAVAILABLE
             ) from exc
+        if _was_retried(response):
+            pacer.hold_off()
+        return response
 
     def _error(self, response):
         body = _json(response)
@@ -261,7 +275,7 @@ def is_configured():
 
 
 def client():
-    """The process's Daily client for the current settings (one session, one pacer).
+    """The process's Daily client for the current settings (one session, its pacers).
 
     Raises ImproperlyConfigured naming DAILY_API_KEY when the key is not set.
     """
@@ -273,19 +287,23 @@ def client():
         settings.DAILY_MAX_RETRIES,
         settings.DAILY_BACKOFF_FACTOR,
         settings.DAILY_DELETE_RATE_PER_SECOND,
+        settings.DAILY_BATCH_RATE_PER_SECOND,
+        settings.DAILY_BATCH_SIZE,
     )
 
 
 @lru_cache(maxsize=4)
-def _client(api_key, api_url, timeout, max_retries, backoff_factor, delete_rate_per_second):
-    # Cached per settings, so one run reuses one session (keep-alive) and one pacer.
+def _client(api_key, api_url, timeout, max_retries, backoff, delete_rate, batch_rate, batch_size):
+    # Cached per settings, so one run reuses one session (keep-alive) and its pacers.
     return DailyClient(
         api_key=api_key,
         api_url=api_url,
         timeout=timeout,
         max_retries=max_retries,
-        backoff_factor=backoff_factor,
-        delete_rate_per_second=delete_rate_per_second,
+        backoff_factor=backoff,
+        delete_rate_per_second=delete_rate,
+        batch_rate_per_second=batch_rate,
+        batch_size=batch_size,
     )
 
 
@@ -297,5 +315,9 @@ def delete_room(name):
     return client().delete_room(name)
 
 
-def delete_rooms(names):
-    return client().delete_rooms(names)
+def delete_room_batch(names):
+    return client().delete_room_batch(names)
+
+
+def delete_rooms(names, *, before_delete=None):
+    return client().delete_rooms(names, before_delete=before_delete)

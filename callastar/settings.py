@@ -165,6 +165,19 @@ DAILY_MAX_RETRIES = config.whole_number(
 DAILY_DELETE_RATE_PER_SECOND = config.number(
     "DAILY_DELETE_RATE_PER_SECOND", default=1.5, unit="deletions per second", above=0, maximum=100
 )
+# DELETE /batch/rooms and GET /rooms/:name fall under Daily's general limit (20 per second,
+# 100 per 5 s); 15/s leaves the platform's own calls a quarter of it.
+DAILY_BATCH_RATE_PER_SECOND = config.number(
+    "DAILY_BATCH_RATE_PER_SECOND", default=15, unit="requests per second", above=0, maximum=100
+)
+# Rooms named by one DELETE /batch/rooms (Daily takes at most 1,000).
+DAILY_BATCH_SIZE = config.whole_number(
+    "DAILY_BATCH_SIZE", default=1000, unit="rooms", minimum=1, maximum=1000
+)
+# A COMPLETED call keeps its room this long past its scheduled end, for calls that run over.
+DAILY_ROOM_GRACE_MINUTES = config.whole_number(
+    "DAILY_ROOM_GRACE_MINUTES", default=30, unit="minutes", minimum=0, maximum=10080
+)
 # Exponential backoff between retries of a failed Daily call: factor * 2**n s, plus jitter.
 DAILY_BACKOFF_FACTOR = config.number(
     "DAILY_BACKOFF_FACTOR", default=0.5, unit="seconds", minimum=0, maximum=60

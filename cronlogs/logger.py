@@ -146,8 +146,9 @@ def log_email_error(booking_id, user_id, email_type, error, additional_context=N
     )
 
 
-def log_daily_room_deleted(room_id, booking_id, additional_context=None):
+def log_daily_room_deleted(room_id, booking_id, additional_context=None, save=True):
     return write_log(
+        save=save,
         type=Type.DAILY_ROOM_DELETED,
         status=Status.SUCCESS,
         level=Level.INFO,
@@ -156,8 +157,9 @@ def log_daily_room_deleted(room_id, booking_id, additional_context=None):
     )
 
 
-def log_daily_room_error(room_id, booking_id, error, additional_context=None):
+def log_daily_room_error(room_id, booking_id, error, additional_context=None, save=True):
     return write_log(
+        save=save,
         type=Type.DAILY_ROOM_ERROR,
         status=Status.ERROR,
         level=Level.ERROR,

@@ -230,8 +230,9 @@ def daily_settings(settings):
     settings.DAILY_TIMEOUT_SECONDS = 2.0
     settings.DAILY_MAX_RETRIES = 3
     settings.DAILY_BACKOFF_FACTOR = 0.001
-    # A rate must be above 0; a million a second leaves a microsecond between deletions.
+    # A rate must be above 0; a million a second leaves a microsecond between requests.
     settings.DAILY_DELETE_RATE_PER_SECOND = 1_000_000
+    settings.DAILY_BATCH_RATE_PER_SECOND = 1_000_000
     return settings
 
 
@@ -240,6 +241,15 @@ def mocked_daily(daily_settings):
     """Daily's API behind `responses` (DAILY_TEST_API_URL + "/rooms/<name>")."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
+
+
+@pytest.fixture
+def daily_fake(daily_settings):
+    """A fake Daily (tests/daily_fake.py) behind `responses`: add rooms, make some fail."""
+    from tests.daily_fake import FakeDaily, mocked_daily_fake
+
+    with mocked_daily_fake(DAILY_TEST_API_URL, FakeDaily(DAILY_TEST_API_KEY)) as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@
 from datetime import timedelta
 
 import pytest
-import responses
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
 from bookings.models import Booking
 from cronlogs.models import Log
-from tests.conftest import DAILY_TEST_API_URL
 from tests.processes import held_job_lock
 
 pytestmark = pytest.mark.django_db
@@ -107,9 +105,7 @@ def test_it_sends_the_reminders_of_the_selected_bookings_now(
     assert "0 email(s) sent, 2 already sent before" in shown[0][1]
 
 
-def test_it_deletes_the_daily_room_of_the_selected_bookings(
-    staff_client, make_booking, daily_settings
-):
+def test_it_deletes_the_daily_room_of_the_selected_bookings(staff_client, make_booking, daily_fake):
     with_room = make_booking(
         status=Booking.Status.COMPLETED,
         daily_room_name="room-done",
@@ -117,15 +113,12 @@ def test_it_deletes_the_daily_room_of_the_selected_bookings(
     )
     gone = make_booking(daily_room_name="room-gone")
     without_room = make_booking()
+    daily_fake.add_rooms("room-done")  # room-gone is no longer on Daily
 
-    with responses.RequestsMock() as daily:
-        daily.delete(f"{DAILY_TEST_API_URL}/rooms/room-done", json={"deleted": True})
-        daily.delete(
-            f"{DAILY_TEST_API_URL}/rooms/room-gone", status=404, json={"error": "not-found"}
-        )
-        shown = run_action(staff_client, "delete_daily_room", [with_room, gone, without_room])
+    shown = run_action(staff_client, "delete_daily_room", [with_room, gone, without_room])
 
-    # It should delete through the job's service, clear the rooms and log who did it.
+    # It should delete through the job's service (one batch), clear the rooms and log who.
+    assert daily_fake.batches()[0] == ["room-done", "room-gone"]
     assert shown == [
         ("success", "Daily rooms: 1 deleted, 1 already gone on Daily, 1 without a room.")
     ]
@@ -137,14 +130,12 @@ def test_it_deletes_the_daily_room_of_the_selected_bookings(
     assert row.context["deletedBy"] == "admin"
 
 
-def test_it_reports_a_daily_failure_and_keeps_the_room(staff_client, make_booking, daily_settings):
+def test_it_reports_a_daily_failure_and_keeps_the_room(staff_client, make_booking, daily_fake):
     booking = make_booking(status=Booking.Status.CANCELLED, daily_room_name="room-stuck")
+    daily_fake.add_rooms("room-stuck")
+    daily_fake.fail_room("room-stuck", status=400, error="invalid-request")
 
-    with responses.RequestsMock() as daily:
-        daily.delete(
-            f"{DAILY_TEST_API_URL}/rooms/room-stuck", status=400, json={"error": "invalid-request"}
-        )
-        shown = run_action(staff_client, "delete_daily_room", [booking])
+    shown = run_action(staff_client, "delete_daily_room", [booking])
 
     assert shown[0][0] == "error"
     assert "1 failed (see Daily room logs)" in shown[0][1]
@@ -166,14 +157,13 @@ def test_it_names_the_missing_daily_key(staff_client, make_booking, settings):
 
 
 def test_its_actions_run_under_the_jobs_lock_with_a_run_row_naming_who(
-    staff_client, admin_user, make_booking, smtp_settings, daily_settings
+    staff_client, admin_user, make_booking, smtp_settings, daily_fake
 ):
     booking = make_booking(starts_at=timezone.now() + timedelta(days=1), daily_room_name="r-1")
+    daily_fake.add_rooms("r-1")
 
     run_action(staff_client, "send_reminder_now", [booking])
-    with responses.RequestsMock() as daily:
-        daily.delete(f"{DAILY_TEST_API_URL}/rooms/r-1", json={"deleted": True})
-        run_action(staff_client, "delete_daily_room", [booking])
+    run_action(staff_client, "delete_daily_room", [booking])
 
     # It should record each action as a run of its job, started by this staff user.
     runs = {row.context["cronType"]: row for row in Log.objects.filter(type="CRON_RUN")}

@@ -5,6 +5,7 @@ retries timeouts, so the tests of waiting (Retry-After, timeouts, pacing) talk t
 HTTP server on 127.0.0.1.
 """
 
+import json
 import re
 import time
 from urllib.parse import quote
@@ -12,11 +13,14 @@ from urllib.parse import quote
 import pytest
 import requests
 from django.core.exceptions import ImproperlyConfigured
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from bookings import daily
 from bookings.daily import DailyError, DeleteOutcome, Pacer
 from tests.conftest import DAILY_TEST_API_KEY, DAILY_TEST_API_URL
-from tests.daily_fake import ScriptedDaily
+from tests.daily_fake import FakeDaily, ScriptedDaily, mocked_daily_fake, served_daily
 
 ROOM = "room-abc-123"
 ROOM_URL = f"{DAILY_TEST_API_URL}/rooms/{ROOM}"
@@ -295,41 +299,6 @@ def test_it_paces_deletes_on_the_wire(live_daily, daily_settings, pacer_releases
     assert_paced(times, interval=0.05, late_first=True)
 
 
-def test_it_deletes_many_rooms_in_order_reporting_failures(mocked_daily):
-    mocked_daily.delete(f"{DAILY_TEST_API_URL}/rooms/a", json={"deleted": True})
-    mocked_daily.delete(f"{DAILY_TEST_API_URL}/rooms/b", status=500, json={"error": "boom"})
-    mocked_daily.delete(f"{DAILY_TEST_API_URL}/rooms/c", status=404, json={"error": "not-found"})
-
-    results = list(daily.delete_rooms(["a", "b", "c"]))
-
-    # It should yield one result per name, in order, with the failure as a value.
-    assert [result.name for result in results] == ["a", "b", "c"]
-    assert results[0].outcome == DeleteOutcome.DELETED and results[0].error is None
-    assert results[1].outcome is None and results[1].error.http_status == 500
-    assert results[2].outcome == DeleteOutcome.ALREADY_GONE
-    assert len(mocked_daily.calls) == 1 + (1 + 3) + 1
-
-
-def test_it_keeps_the_pace_when_deletes_overlap(live_daily, daily_settings, pacer_releases):
-    daily_settings.DAILY_DELETE_RATE_PER_SECOND = 20
-    live_daily.replies = [(200, {}, {"deleted": True}, 0.08)] * 8
-
-    results = list(daily.delete_rooms([f"room-{n}" for n in range(8)]))
-
-    # Answers take 80 ms, longer than the 50 ms interval: requests overlap, yet their
-    # starts stay 1/20 s apart and each room gets exactly one DELETE.
-    assert all(result.outcome == DeleteOutcome.DELETED for result in results)
-    times = sorted(moment for moment, _, _ in live_daily.requests)
-    assert sorted(path for _, _, path in live_daily.requests) == sorted(
-        f"/v1/rooms/room-{n}" for n in range(8)
-    )
-    assert len(pacer_releases) == 8
-    assert_paced(pacer_releases, interval=0.05)
-    assert_paced(times, interval=0.05, late_first=True)
-    # Sequential calls would need 8 x 80 ms; paced overlap needs about 7 x 50 ms + 80 ms.
-    assert times[-1] - times[0] < 0.6
-
-
 @pytest.fixture
 def pacer_releases(monkeypatch):
     """The moments the client's pacer let each request go, as the client saw them."""
@@ -362,3 +331,230 @@ def test_it_treats_a_redirect_as_an_error_and_does_not_follow_it(mocked_daily):
         daily.delete_room(ROOM)
     assert caught.value.http_status == 301
     assert len(mocked_daily.calls) == 1
+
+
+# --- Batches: DELETE /batch/rooms, and what happens when Daily refuses one --------------
+
+BATCH_URL = f"{DAILY_TEST_API_URL}/batch/rooms"
+
+
+def test_it_deletes_a_batch_with_one_authenticated_request(mocked_daily):
+    mocked_daily.delete(BATCH_URL, json={"deleted_count": 3})
+
+    deleted = daily.delete_room_batch(["a", "b", "c"])
+
+    # It should send the names as Daily documents ({"room_names": [...]}), with the key.
+    assert deleted == 3
+    (call,) = mocked_daily.calls
+    assert call.request.method == "DELETE"
+    assert json.loads(call.request.body) == {"room_names": ["a", "b", "c"]}
+    assert call.request.headers["Content-Type"] == "application/json"
+    assert call.request.headers["Authorization"] == f"Bearer {DAILY_TEST_API_KEY}"
+
+
+@pytest.mark.parametrize("count", [0, 1001])
+def test_it_refuses_a_batch_daily_would_not_take(mocked_daily, count):
+    with pytest.raises(ValueError, match="1 to 1000"):
+        daily.delete_room_batch([f"room-{n}" for n in range(count)])
+    assert len(mocked_daily.calls) == 0
+
+
+def test_it_raises_a_refused_batch_as_an_invalid_request(mocked_daily):
+    mocked_daily.delete(
+        BATCH_URL, status=400, json={"error": "invalid-request-error", "info": "no room deleted"}
+    )
+
+    with pytest.raises(DailyError) as caught:
+        daily.delete_room_batch(["a", "b"])
+
+    # It should not retry it: the same names would be refused again.
+    assert len(mocked_daily.calls) == 1
+    assert (caught.value.kind, caught.value.http_status) == ("invalid", 400)
+    assert str(caught.value) == "Daily invalid 400: invalid-request-error: no room deleted"
+
+
+def test_it_retries_a_batch_after_a_503(mocked_daily):
+    mocked_daily.delete(BATCH_URL, status=503, json={"error": "server-error"})
+    mocked_daily.delete(BATCH_URL, json={"deleted_count": 2})
+
+    assert daily.delete_room_batch(["a", "b"]) == 2
+    assert len(mocked_daily.calls) == 2
+
+
+def settled(deletions):
+    """{name: outcome or error kind} of what `delete_rooms` yielded; each name once."""
+    results = list(deletions)
+    names = [result.name for result in results]
+    assert len(names) == len(set(names)), "a room was reported twice"
+    return {r.name: r.outcome if r.error is None else f"error:{r.error.kind}" for r in results}
+
+
+def test_it_names_each_room_in_one_request_when_all_exist(daily_fake):
+    names = [f"room-{n}" for n in range(1500)]
+    daily_fake.add_rooms(*names)
+
+    results = settled(daily.delete_rooms(names))
+
+    # It should delete 1,500 rooms with two requests: 1,000 (Daily's most), then 500.
+    assert [len(batch) for batch in daily_fake.batches()] == [1000, 500]
+    assert len(daily_fake.requests) == 2
+    assert set(results.values()) == {DeleteOutcome.DELETED} and len(results) == 1500
+
+
+def test_it_finds_a_few_missing_rooms_with_few_requests(daily_fake):
+    names = [f"room-{n}" for n in range(1000)]
+    gone = set(names[7::100])  # 10 rooms Daily no longer has, spread out
+    daily_fake.add_rooms(*(set(names) - gone))
+
+    results = settled(daily.delete_rooms(names))
+
+    # It should settle every room, and need about 2 x log2(100) requests per missing room,
+    # not one per room: a GET for each of the 10, no DELETE /rooms/:name at all.
+    assert {name for name, outcome in results.items() if outcome == "already_gone"} == gone
+    assert sum(outcome == DeleteOutcome.DELETED for outcome in results.values()) == 990
+    assert daily_fake.rooms == set()
+    assert len(daily_fake.calls("GET")) == 10
+    assert len(daily_fake.calls("DELETE", "/v1/batch/rooms")) <= 10 * 2 * 7
+    assert not [
+        call
+        for call in daily_fake.requests
+        if call[1].startswith("/v1/rooms/") and call[0] == "DELETE"
+    ]
+
+
+def test_it_checks_rooms_one_by_one_once_most_turn_out_gone(daily_fake):
+    names = [f"room-{n}" for n in range(200)]
+    daily_fake.add_rooms(*names[::10])  # 20 left on Daily, 180 gone
+
+    results = settled(daily.delete_rooms(names))
+
+    # It should switch to one GET per room as culprits turn out common: about one
+    # request per room in all, and the rooms that exist deleted together at the end.
+    assert sum(outcome == "already_gone" for outcome in results.values()) == 180
+    assert sum(outcome == DeleteOutcome.DELETED for outcome in results.values()) == 20
+    assert daily_fake.rooms == set()
+    assert len(daily_fake.requests) <= 200 + 30
+
+
+def test_it_sends_names_daily_would_refuse_in_a_batch_alone_and_encoded(daily_fake):
+    daily_fake.add_rooms("good-1", "good-2", *ODD_NAMES[:3])
+
+    results = settled(daily.delete_rooms(["good-1", *ODD_NAMES, "good-2"]))
+
+    # A name outside Daily's grammar would fail its whole batch: it goes alone, as one
+    # encoded path segment, and Daily's answer to it is its own.
+    assert daily_fake.batches() == [["good-1", "good-2"]]
+    singles = [path for method, path, _ in daily_fake.requests if path.startswith("/v1/rooms/")]
+    assert singles == [f"/v1/rooms/{quote(name, safe='')}" for name in ODD_NAMES]
+    assert [results[name] for name in ODD_NAMES] == ["deleted"] * 3 + ["already_gone"] * 6
+
+
+def test_it_stops_sending_once_daily_refuses_the_key(daily_fake, daily_settings):
+    daily_settings.DAILY_API_KEY = "revoked-key-0123456789"
+    daily_settings.DAILY_BATCH_SIZE = 2
+    daily_fake.add_rooms("a", "b", "c", "d")
+
+    results = settled(daily.delete_rooms(["a", "b", "c", "d", "odd name"]))
+
+    # One 401 and nothing more: every room gets the refusal, none is narrowed down.
+    assert len(daily_fake.requests) == 1
+    assert set(results.values()) == {"error:authentication"} and len(results) == 5
+
+
+def test_it_never_deletes_what_before_delete_drops(daily_fake):
+    daily_fake.add_rooms("keep-me", "room-1", "room-2")
+    asked = []
+
+    def before_delete(names):
+        asked.append(list(names))
+        return [name for name in names if name != "keep-me"]
+
+    results = settled(
+        daily.delete_rooms(["room-1", "keep-me", "room-2"], before_delete=before_delete)
+    )
+
+    # It should ask right before the request, send only what is left, and not report the
+    # dropped room at all (the caller keeps track of it).
+    assert asked == [["room-1", "keep-me", "room-2"]]
+    assert daily_fake.batches() == [["room-1", "room-2"]]
+    assert results == {"room-1": "deleted", "room-2": "deleted"}
+    assert "keep-me" in daily_fake.rooms
+
+
+def test_it_deletes_a_name_given_twice_once(daily_fake):
+    daily_fake.add_rooms("shared")
+
+    assert settled(daily.delete_rooms(["shared", "shared"])) == {"shared": "deleted"}
+    assert daily_fake.batches() == [["shared"]]
+
+
+@given(
+    rooms=st.lists(st.sampled_from(["exists", "gone", "chokes"]), max_size=40),
+    batch_size=st.integers(min_value=1, max_value=16),
+)
+@hypothesis_settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_it_settles_every_room_whatever_daily_holds(daily_settings, rooms, batch_size):
+    daily_settings.DAILY_BATCH_SIZE = batch_size
+    names = [f"room-{n}" for n in range(len(rooms))]
+    fake = FakeDaily(DAILY_TEST_API_KEY)
+    for name, kind in zip(names, rooms, strict=True):
+        if kind != "gone":
+            fake.add_rooms(name)
+        if kind == "chokes":
+            fake.fail_room(name, status=500)
+
+    with mocked_daily_fake(DAILY_TEST_API_URL, fake):
+        results = settled(daily.delete_rooms(names))
+
+    # Every room is reported once, with what really became of it: deleted if it existed
+    # and is gone from Daily, already gone if it was, failed if it is still as it was.
+    kinds = dict(zip(names, rooms, strict=True))
+    for name, outcome in results.items():
+        if outcome == DeleteOutcome.DELETED:
+            assert kinds[name] == "exists" and name not in fake.rooms
+        elif outcome == DeleteOutcome.ALREADY_GONE:
+            assert kinds[name] == "gone"
+        else:
+            assert outcome == "error:unavailable"
+            assert kinds[name] == "gone" or name in fake.rooms
+    assert set(results) == set(names)
+    # Without a room Daily chokes on, every room gets its true outcome; and without a
+    # missing one either, each room is named by one request only.
+    if "chokes" not in kinds.values():
+        expected = {"exists": DeleteOutcome.DELETED, "gone": DeleteOutcome.ALREADY_GONE}
+        assert results == {name: expected[kind] for name, kind in kinds.items()}
+    if set(kinds.values()) <= {"exists"}:
+        assert len(fake.requests) == -(-len(names) // batch_size)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("DAILY_BATCH_SIZE", 0), ("DAILY_BATCH_SIZE", 1001), ("DAILY_BATCH_RATE_PER_SECOND", -1)],
+)
+def test_it_names_a_bad_batch_setting(daily_settings, setting, value):
+    setattr(daily_settings, setting, value)
+
+    with pytest.raises(ImproperlyConfigured, match=setting):
+        daily.delete_room_batch(["a"])
+
+
+def test_it_paces_batches_and_checks_on_the_wire(daily_settings, pacer_releases):
+    daily_settings.DAILY_BATCH_RATE_PER_SECOND = 20
+    fake = FakeDaily(DAILY_TEST_API_KEY)
+    fake.add_rooms("room-0", "room-1", "room-2")  # room-3 is gone
+    arrivals = []
+    fake.on_request = lambda method, path, names: arrivals.append(time.monotonic())
+
+    with served_daily(fake) as (fake, url):
+        daily_settings.DAILY_API_URL = url
+        results = settled(daily.delete_rooms(["room-0", "room-1", "room-2", "room-3"]))
+
+    # Batches and GETs share Daily's general limit: the client spaces them 1/20 s apart.
+    assert results["room-3"] == "already_gone"
+    assert len(arrivals) == len(pacer_releases) >= 4
+    assert_paced(pacer_releases, interval=0.05)
+    assert_paced(arrivals, interval=0.05, late_first=True)

@@ -16,7 +16,6 @@ from cronlogs.logger import write_log
 from cronlogs.models import Log
 from cronlogs.runner import run_job
 from payouts.models import Payout
-from tests.conftest import DAILY_TEST_API_URL
 
 pytestmark = pytest.mark.django_db
 
@@ -64,16 +63,18 @@ def test_reminders_sends_and_refuses_what_its_dry_run_said(make_booking, make_us
     assert len(mail.outbox) == 3
 
 
-def test_cleanup_daily_rooms_deletes_the_rooms_its_dry_run_listed(mocked_daily, make_booking):
-    for index, status in enumerate(["COMPLETED", "CANCELLED", "CONFIRMED", "COMPLETED"]):
+def test_cleanup_daily_rooms_deletes_the_rooms_its_dry_run_listed(daily_fake, make_booking):
+    long_ago, just_now = timezone.now() - timedelta(days=1), timezone.now() - timedelta(minutes=35)
+    # The last call ended 5 minutes ago: its room is kept for the grace period, by both.
+    plan = ["COMPLETED", "CANCELLED", "CONFIRMED", "COMPLETED", "COMPLETED"]
+    for index, status in enumerate(plan):
         make_booking(
             status=status,
+            starts_at=just_now if index == 4 else long_ago,
             daily_room_name=f"room-{index}",
             daily_room_url=f"https://callastar.daily.co/room-{index}",
         )
-    mocked_daily.delete(f"{DAILY_TEST_API_URL}/rooms/room-0", json={"deleted": True})
-    mocked_daily.delete(f"{DAILY_TEST_API_URL}/rooms/room-1", status=404, json={"error": "x"})
-    mocked_daily.delete(f"{DAILY_TEST_API_URL}/rooms/room-3", json={"deleted": True})
+    daily_fake.add_rooms("room-0", "room-3", "room-4")  # room-1 is already gone
 
     dry, real = dry_then_real("cleanup-daily-rooms")
 
@@ -83,6 +84,7 @@ def test_cleanup_daily_rooms_deletes_the_rooms_its_dry_run_listed(mocked_daily, 
     assert dry["roomsToDelete"] == deleted == ["room-0", "room-1", "room-3"]
     assert dry["totalBookings"] == real["totalBookings"] == 3
     assert Booking.objects.get(daily_room_name="room-2").status == "CONFIRMED"
+    assert daily_fake.rooms == {"room-4"}
 
 
 def test_process_payouts_pays_skips_and_fails_what_its_dry_run_said(

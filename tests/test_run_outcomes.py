@@ -19,7 +19,7 @@ from tests.conftest import DAILY_TEST_API_URL, record_run
 
 pytestmark = pytest.mark.django_db
 
-ANY_ROOM = re.compile(re.escape(f"{DAILY_TEST_API_URL}/rooms/") + ".*")
+ANY_DAILY_URL = re.compile(re.escape(f"{DAILY_TEST_API_URL}/") + ".*")
 
 
 @pytest.fixture
@@ -28,6 +28,7 @@ def rooms(make_booking):
         return [
             make_booking(
                 status=Booking.Status.COMPLETED,
+                starts_at=timezone.now() - timedelta(days=1),
                 daily_room_name=name,
                 daily_room_url=f"https://callastar.daily.co/{name}",
             )
@@ -40,7 +41,7 @@ def rooms(make_booking):
 def test_it_fails_the_run_when_daily_refuses_the_key(mocked_daily, rooms, client, settings):
     settings.ADMINS = [("Ops", "ops@example.com")]
     rooms("room-1", "room-2", "room-3", "room-4")
-    mocked_daily.delete(ANY_ROOM, status=401, json={"error": "authentication-error"})
+    mocked_daily.delete(ANY_DAILY_URL, status=401, json={"error": "authentication-error"})
     # The job was failing before, so a success would be a "recovery".
     record_run("cleanup-daily-rooms", ago=timedelta(hours=1), failed=True)
     mail.outbox.clear()
@@ -50,7 +51,7 @@ def test_it_fails_the_run_when_daily_refuses_the_key(mocked_daily, rooms, client
         call_command("cleanup_daily_rooms", stdout=out)
 
     # It should stop at the first refusal, record CRON_ERROR and keep every room.
-    assert len(mocked_daily.calls) <= 4
+    assert len(mocked_daily.calls) == 1
     row = Log.objects.filter(type="CRON_ERROR").latest("created_at")
     assert row.context["outcome"] == "error"
     assert Booking.objects.exclude(daily_room_name=None).count() == 4
@@ -95,11 +96,10 @@ def test_it_fails_the_automatic_run_when_stripe_is_unreachable(make_creator, str
     assert (result.items_attempted, result.items_failed) == (2, 2)
 
 
-def test_it_is_degraded_when_some_rooms_fail_and_others_are_deleted(mocked_daily, rooms):
+def test_it_is_degraded_when_some_rooms_fail_and_others_are_deleted(daily_fake, rooms):
     rooms("room-a", "room-b", "room-c")
-    mocked_daily.delete(f"{DAILY_TEST_API_URL}/rooms/room-a", json={"deleted": True})
-    mocked_daily.delete(f"{DAILY_TEST_API_URL}/rooms/room-b", status=500, json={"error": "x"})
-    mocked_daily.delete(f"{DAILY_TEST_API_URL}/rooms/room-c", json={"deleted": True})
+    daily_fake.add_rooms("room-a", "room-b", "room-c")
+    daily_fake.fail_room("room-b", status=500)
     out = StringIO()
 
     call_command("cleanup_daily_rooms", "--json", stdout=out)
@@ -166,7 +166,7 @@ def test_it_fails_the_reminder_run_when_the_smtp_server_is_unreachable(
 
 def test_it_keeps_a_provider_timeout_a_failure_of_the_run(mocked_daily, rooms):
     rooms("room-slow")
-    mocked_daily.delete(ANY_ROOM, body=requests.exceptions.ReadTimeout("timed out"))
+    mocked_daily.delete(ANY_DAILY_URL, body=requests.exceptions.ReadTimeout("timed out"))
 
     result = run_job("cleanup-daily-rooms")
 
