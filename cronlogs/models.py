@@ -55,6 +55,7 @@ class Log(models.Model):
         DAILY_ROOM_ERROR = "DAILY_ROOM_ERROR"
         PAYOUT_SUCCESS = "PAYOUT_SUCCESS"
         PAYOUT_ERROR = "PAYOUT_ERROR"
+        PAYOUT_AUDIT = "PAYOUT_AUDIT"
 
     class Status(models.TextChoices):
         SUCCESS = "SUCCESS"
