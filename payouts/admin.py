@@ -1,9 +1,10 @@
-"""Admin for payouts: requests, approve / reject and pay now; the audit trail of it all.
+"""Admin for payouts: requests, approve / reject, pay now, and flagged payouts settled or
+failed against Stripe; the audit trail of all of it.
 
 Staff never edit a payout's status: a request's terms (creator, amount, currency) are
 editable while it is REQUESTED, and every later change goes through an action — each a
-service in `payouts.lifecycle` or the process-payouts job's code, each needing its own
-permission and writing a PAYOUT_AUDIT row (`payouts.audit`).
+service in `payouts.lifecycle`, `payouts.flagged` or the process-payouts job's code, each
+needing its own permission and writing a PAYOUT_AUDIT row (`payouts.audit`).
 """
 
 from functools import partial
@@ -21,7 +22,8 @@ from cronlogs.admin_jobs import run_as_staff, run_message
 from cronlogs.models import ContextKey
 from cronlogs.runner import RunStatus
 from payouts import audit
-from payouts.forms import PayoutForm, RejectForm
+from payouts.flagged import mark_flagged_payout_failed, settle_flagged_payout
+from payouts.forms import ConfirmForm, PayoutForm, RejectForm, StripePayoutIdForm
 from payouts.lifecycle import (
     PayoutActionRefused,
     approve_payout,
@@ -103,6 +105,8 @@ class PayoutAdmin(admin.ModelAdmin):
         "approve_payouts",
         "reject_payouts",
         "pay_approved_now",
+        "settle_with_stripe_id",
+        "mark_failed",
     ]
 
     # --- who may do what ---------------------------------------------------------------
@@ -122,6 +126,9 @@ class PayoutAdmin(admin.ModelAdmin):
 
     def has_pay_permission(self, request):
         return request.user.has_perm("payouts.pay_payout")
+
+    def has_settle_permission(self, request):
+        return request.user.has_perm("payouts.settle_payout")
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
@@ -275,6 +282,75 @@ class PayoutAdmin(admin.ModelAdmin):
             summary += f"; {result.error}"
         level = messages.ERROR if stats.get("failed") or result.failed else messages.SUCCESS
         self.message_user(request, f"{summary}.", level)
+
+    # --- flagged payouts ---------------------------------------------------------------
+
+    @admin.action(description="Settle a flagged payout with its Stripe id…", permissions=["settle"])
+    def settle_with_stripe_id(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(
+                request, "Select exactly one flagged payout to settle.", messages.WARNING
+            )
+            return None
+        form = StripePayoutIdForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._step(
+                request,
+                queryset,
+                action="settle_with_stripe_id",
+                title="Settle a flagged payout with its Stripe id",
+                intro="Find this payout on the creator's connected account in the Stripe "
+                "dashboard (its metadata payoutId is the payout's number) and paste its id. "
+                "Stripe is asked for it on that account; it is recorded only if its amount, "
+                "currency and payoutId are this payout's, and the payout then follows its "
+                "status on Stripe.",
+                form=form,
+                submit_label="Check with Stripe and settle",
+            )
+        payout = queryset.get()
+        try:
+            payout, remote = settle_flagged_payout(
+                payout, form.cleaned_data["stripe_payout_id"], by=request.user
+            )
+        except PayoutActionRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        self.message_user(
+            request,
+            f"Payout #{payout.pk} is Stripe payout {remote.id}, which Stripe reports "
+            f"{remote.status}: it is now {payout.status}.",
+            messages.SUCCESS,
+        )
+        return None
+
+    @admin.action(
+        description="Mark flagged payouts failed (if Stripe has none)…", permissions=["settle"]
+    )
+    def mark_failed(self, request, queryset):
+        form = ConfirmForm(request.POST if "apply" in request.POST else None)
+        if "apply" not in request.POST:
+            return self._step(
+                request,
+                queryset,
+                action="mark_failed",
+                title="Mark flagged payouts failed",
+                intro="Stripe is asked for every payout on each creator's connected account "
+                "since the claim. A payout is marked FAILED (never created on Stripe) only if "
+                "none carries its payoutId; the creator can then request it again.",
+                form=form,
+                submit_label="Check with Stripe and mark failed",
+            )
+        failed, refused = 0, []
+        for payout in queryset:
+            try:
+                mark_flagged_payout_failed(payout, by=request.user)
+                failed += 1
+            except PayoutActionRefused as exc:
+                refused.append(str(exc))
+        self._report(
+            request, failed, refused, "Marked {count} payout(s) failed: none exists on Stripe."
+        )
+        return None
 
 
 def _run_note(result):

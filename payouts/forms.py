@@ -1,6 +1,7 @@
 """The admin's payout forms: a request's terms, and the steps of the staff actions."""
 
 from django import forms
+from django.core.validators import RegexValidator
 
 from payouts.models import Payout
 from payouts.money import currency_problem, normalize_currency
@@ -33,3 +34,17 @@ class RejectForm(forms.Form):
         max_length=1000,
         help_text="Stored on the payout as its failure reason.",
     )
+
+
+class StripePayoutIdForm(forms.Form):
+    stripe_payout_id = forms.CharField(
+        label="Stripe payout id",
+        max_length=255,
+        validators=[RegexValidator(r"^po_[A-Za-z0-9]+$", "A Stripe payout id looks like po_1Abc…")],
+        help_text="From the creator's connected account in the Stripe dashboard (Payouts). It is "
+        "accepted only if its amount, currency and metadata payoutId are this payout's.",
+    )
+
+
+class ConfirmForm(forms.Form):
+    """A step with nothing to fill in: the page says what will happen; submitting confirms."""

@@ -6,7 +6,8 @@ approved, already being paid), and each writes a PAYOUT_AUDIT row (`payouts.audi
     REQUESTED --approve--> APPROVED --process-payouts--> PROCESSING --> PAID | FAILED
     REQUESTED | APPROVED --reject--> REJECTED
 
-Paying, settling and failing are the jobs' (`payouts.processing`).
+Paying, settling and failing are the jobs' (`payouts.processing`); a payout flagged for
+staff leaves its flag through `payouts.flagged`, against Stripe.
 """
 
 from django.utils import timezone

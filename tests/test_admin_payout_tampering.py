@@ -81,7 +81,7 @@ def test_it_refuses_every_tamper_attempt_of_a_change_payout_only_user(
     # Paying or approving needs permissions this user does not hold: not offered, and a
     # POST naming the action does nothing.
     listing = editor.get(CHANGELIST).content
-    for action in ("pay_approved_now", "approve_payouts"):
+    for action in ("pay_approved_now", "approve_payouts", "settle_with_stripe_id", "mark_failed"):
         assert f'value="{action}"'.encode() not in listing
         response = post_action(editor, action, [approved, flagged])
         assert response.status_code == 200 and shown(response) == [], action
