@@ -10,6 +10,7 @@ from functools import partial
 from django.contrib import admin, messages
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
@@ -33,8 +34,17 @@ class UserChangeForm(auth_forms.UserChangeForm):
         fields = "__all__"
 
 
+# Who may grant what: only superusers see or change these, on anyone's account.
+PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    """People. Staff holding only "change user" manage fans' and creators' accounts (and
+    their own profile); they cannot grant privileges (staff, superuser, groups,
+    permissions: not on their form, and refused if posted anyway), nor change another
+    staff or superuser account, whose password would let them act as its owner."""
+
     form = UserChangeForm
     add_form = UserCreationForm
     ordering = ("email",)
@@ -65,6 +75,66 @@ class UserAdmin(DjangoUserAdmin):
             },
         ),
     )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        return tuple(
+            (name, {**options, "fields": _without_privileges(options["fields"])})
+            for name, options in fieldsets
+        )
+
+    def get_list_display(self, request):
+        fields = super().get_list_display(request)
+        return fields if request.user.is_superuser else _without_privileges(fields)
+
+    def get_list_filter(self, request):
+        filters = super().get_list_filter(request)
+        return filters if request.user.is_superuser else _without_privileges(filters)
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or not _privileged_for(request, obj))
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or not _privileged_for(request, obj))
+
+    def save_model(self, request, obj, form, change):
+        # The form has no privilege fields for them; this refuses a hand-built POST too.
+        if not request.user.is_superuser:
+            stored = User.objects.filter(pk=obj.pk).first() if change else None
+            for name in ("is_staff", "is_superuser"):
+                if getattr(obj, name) != (getattr(stored, name) if stored else False):
+                    raise PermissionDenied("Only superusers grant staff or superuser status.")
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        if not request.user.is_superuser and {"groups", "user_permissions"} & set(
+            form.changed_data
+        ):
+            raise PermissionDenied("Only superusers grant groups or permissions.")
+        super().save_related(request, form, formsets, change)
+
+
+def _without_privileges(fields):
+    kept = []
+    for field in fields:
+        if isinstance(field, (list, tuple)):
+            field = type(field)(_without_privileges(field))
+            if field:
+                kept.append(field)
+        elif field not in PRIVILEGE_FIELDS:
+            kept.append(field)
+    return tuple(kept)
+
+
+def _privileged_for(request, user):
+    """Another staff or superuser account is beyond a non-superuser's reach."""
+    if request.user.is_superuser or user.pk == request.user.pk:
+        return False
+    return user.is_staff or user.is_superuser
 
 
 @admin.register(Creator)

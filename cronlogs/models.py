@@ -56,6 +56,7 @@ class Log(models.Model):
         DAILY_ROOM_ERROR = "DAILY_ROOM_ERROR"
         PAYOUT_SUCCESS = "PAYOUT_SUCCESS"
         PAYOUT_ERROR = "PAYOUT_ERROR"
+        PAYOUT_AUDIT = "PAYOUT_AUDIT"
         # Something in the shared data looked wrong and was worked around (e.g. an
         # unknown time zone).
         DATA_WARNING = "DATA_WARNING"

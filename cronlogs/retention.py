@@ -15,6 +15,8 @@ from django.db import connection, transaction
 from cronlogs.models import Log
 
 KEPT_LEVELS = (Log.Level.CRITICAL,)
+# Rows of these types are a record, not a log: kept whatever their level.
+KEPT_TYPES = (Log.Type.PAYOUT_AUDIT,)
 DELETABLE_LEVELS = (Log.Level.INFO, Log.Level.WARNING, Log.Level.ERROR)
 
 
@@ -40,19 +42,20 @@ def _columns():
         quote(Log._meta.pk.column),
         quote(Log._meta.get_field("level").column),
         quote(Log._meta.get_field("created_at").column),
+        quote(Log._meta.get_field("type").column),
     )
 
 
 def next_id(at_least):
     """The smallest id >= `at_least` still in the table, or None (skips gaps in one lookup)."""
-    table, pk, _, _ = _columns()
+    table, pk, *_ = _columns()
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT MIN({pk}) FROM {table} WHERE {pk} >= %s", [at_least])
         return cursor.fetchone()[0]
 
 
 def last_id():
-    table, pk, _, _ = _columns()
+    table, pk, *_ = _columns()
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT MAX({pk}) FROM {table}")
         return cursor.fetchone()[0]
@@ -60,8 +63,9 @@ def last_id():
 
 def delete_expired_range(start, stop, cutoffs):
     """Delete the rows with start <= id < stop that are past their level's cut-off."""
-    table, pk, level_col, created_col = _columns()
+    table, pk, level_col, created_col, type_col = _columns()
     expired = " OR ".join(f"({level_col} = %s AND {created_col} < %s)" for _ in cutoffs)
+    kept = ", ".join(["%s"] * len(KEPT_TYPES))
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Not waiting for each batch's WAL flush: a crash can only bring back rows
@@ -71,27 +75,32 @@ def delete_expired_range(start, stop, cutoffs):
         # row exactly at its cut-off is kept on every engine.
         adapt = connection.ops.adapt_datetimefield_value
         cursor.execute(
-            f"DELETE FROM {table} WHERE {pk} >= %s AND {pk} < %s AND ({expired})",
+            f"DELETE FROM {table} WHERE {pk} >= %s AND {pk} < %s AND ({expired}) "
+            f"AND {type_col} NOT IN ({kept})",
             [
                 start,
                 stop,
                 *(value for level, cut in cutoffs.items() for value in (level, adapt(cut))),
+                *KEPT_TYPES,
             ],
         )
         return cursor.rowcount
 
 
 def count_expired(cutoffs):
-    """Rows past retention per level, counted on the (level, createdAt) index."""
-    return {
-        level: Log.objects.filter(level=level, created_at__lt=cutoff).count()
-        for level, cutoff in cutoffs.items()
-    }
+    """Rows past retention per level, counted on the (level, createdAt) index, less the
+    kept types' rows, counted on the (type, createdAt) index (they are few)."""
+    counts = {}
+    for level, cutoff in cutoffs.items():
+        old = Log.objects.filter(level=level, created_at__lt=cutoff)
+        counts[level] = old.count() - old.filter(type__in=KEPT_TYPES).count()
+    return counts
 
 
 def cleanup_logs(run, *, batch_size=None):
     """Delete INFO rows older than 30 days, WARNING older than 60 and ERROR older than 90
-    (settings.LOG_RETENTION_DAYS); CRITICAL rows are never deleted."""
+    (settings.LOG_RETENTION_DAYS); CRITICAL rows and the payout audit trail
+    (PAYOUT_AUDIT) are never deleted."""
     stats = run.stats
     batch_size = batch_size or settings.LOG_RETENTION_BATCH_SIZE
     if batch_size < 1:

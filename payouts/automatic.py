@@ -20,7 +20,7 @@ from payouts.balances import AccountBook
 from payouts.decisions import Action, decide_automatic_payout
 from payouts.models import Payout
 from payouts.money import format_amount, from_minor_units
-from payouts.processing import SENT, send_payout, skipped, stripe_unreachable
+from payouts.processing import SENT, refused, send_payout, skipped, stripe_unreachable
 from payouts.stripe_client import StripeError
 
 Schedule = Creator.PayoutSchedule
@@ -92,6 +92,8 @@ def pay_out_creator(creator, *, book, run):
             logger.log_payout_error(None, creator.pk, exc, {"automatic": True})
         return stripe_unreachable(str(exc)), None, None
     decision = decide_automatic_payout(creator, account=account, balance=balance)
+    if decision.action == Action.FAIL:
+        return refused(decision.reason), None, None
     if decision.action != Action.PAY:
         return skipped(decision.reason), None, None
     amount = (

@@ -71,7 +71,8 @@ def process_payouts(run):
     """Re-send claimed payouts Stripe never confirmed (within 24 h, same key), settle
     PROCESSING payouts from Stripe's status, then pay APPROVED payouts oldest first."""
     if run.dry_run:
-        run.stats["wouldSettle"] = Payout.objects.filter(status=Status.PROCESSING).count()
+        in_flight = Payout.objects.filter(status=Status.PROCESSING, flagged_at__isnull=True)
+        run.stats["wouldSettle"] = in_flight.count()
         pay_approved_payouts(run)
         return
     stripe_client.require_configured()
@@ -92,7 +93,8 @@ def pay_approved_payouts(run, *, payout_ids=None):
         stripe_client.require_configured()
         book = AccountBook()
         init_stats(run.stats)
-    payouts = Payout.objects.filter(status=Status.APPROVED).select_related("creator")
+    payouts = Payout.objects.filter(status=Status.APPROVED, flagged_at__isnull=True)
+    payouts = payouts.select_related("creator")
     if payout_ids is not None:
         payouts = payouts.filter(pk__in=list(payout_ids))
     for payout in payouts.order_by("approved_at", "pk"):
@@ -150,9 +152,9 @@ def claim_payout(payout, *, now):
     """Move an APPROVED payout to PROCESSING with its idempotency key. True if this
     worker won the claim; False if another one did (or the payout changed state)."""
     key = payout.idempotency_key or payout_idempotency_key(payout)
-    won = Payout.objects.filter(pk=payout.pk, status=Status.APPROVED).update(
-        status=Status.PROCESSING, claimed_at=now, idempotency_key=key
-    )
+    won = Payout.objects.filter(
+        pk=payout.pk, status=Status.APPROVED, flagged_at__isnull=True
+    ).update(status=Status.PROCESSING, claimed_at=now, idempotency_key=key)
     if won:
         payout.status, payout.claimed_at, payout.idempotency_key = Status.PROCESSING, now, key
     return bool(won)
@@ -244,18 +246,19 @@ def resume_unconfirmed_payouts(run):
                 payout,
                 f"Claimed at {payout.claimed_at} with idempotency key {payout.idempotency_key} "
                 "but no Stripe payout was ever recorded. Stripe may have forgotten the key, so "
-                "it is not re-sent: look for it on the connected account (metadata payoutId) "
-                "and set this payout's status by hand.",
+                "it is not re-sent: reconcile-payouts looks for it on the connected account "
+                "(metadata payoutId), or staff settle it with the Stripe id they find, or mark "
+                "it failed (admin actions).",
                 now=now,
             )
         count(run, payout, outcome)
 
 
 def settle_processing_payouts(run):
-    """PROCESSING payouts Stripe knows: paid -> PAID, failed/canceled -> FAILED.
-    A flagged payout is settled too once staff have entered the Stripe id they found."""
+    """PROCESSING payouts Stripe knows: paid -> PAID, failed/canceled -> FAILED. Flagged
+    payouts are never touched: they leave their flag only through `payouts.flagged`."""
     in_flight = Payout.objects.filter(
-        status=Status.PROCESSING, stripe_payout_id__isnull=False
+        status=Status.PROCESSING, stripe_payout_id__isnull=False, flagged_at__isnull=True
     ).select_related("creator")
     for payout in in_flight.order_by("claimed_at", "pk"):
         run.check_time()

@@ -5,7 +5,7 @@ One function per API operation, each returning plain data. Every failure is rais
 """
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import stripe
@@ -16,6 +16,8 @@ from cronlogs.providers import ErrorKind, ProviderError, kind_for_status
 from cronlogs.redaction import redact_text
 
 IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+# Stripe's largest page: https://docs.stripe.com/api/pagination
+LIST_PAGE_SIZE = 100
 
 
 class StripeError(ProviderError):
@@ -60,6 +62,8 @@ class StripePayout:
     currency: str
     failure_code: str | None = None
     failure_message: str | None = None
+    metadata: dict = field(default_factory=dict)
+    created: int | None = None  # Unix time, as Stripe gives it.
 
 
 def require_configured():
@@ -147,8 +151,31 @@ def retrieve_payout(payout_id, *, account_id):
     return _payout(payout)
 
 
+def list_payouts(account_id, *, created_gte):
+    """Every payout on the connected account created at or after `created_gte` (an aware
+    datetime), newest first: one request per page of 100, following `has_more` with
+    `starting_after` (the SDK's auto-paging). All pages are read before anything is
+    returned, so a failure on page 3 never leaves a caller with a partial list.
+
+    https://docs.stripe.com/api/payouts/list and https://docs.stripe.com/api/pagination/auto
+    """
+    params = {"created": {"gte": int(created_gte.timestamp())}, "limit": LIST_PAGE_SIZE}
+    with _mapped_errors():
+        page = client().v1.payouts.list(params, options={"stripe_account": account_id})
+        return [_payout(payout) for payout in page.auto_paging_iter()]
+
+
+def _shallow(obj):
+    # A shallow copy: the SDK's recursive to_dict() costs more than the rest of
+    # reconciling a page of payouts.
+    if obj is None:
+        return {}
+    return obj.to_dict(recursive=False) if hasattr(obj, "to_dict") else dict(obj)
+
+
 def _payout(payout):
-    payout = payout.to_dict()
+    payout = _shallow(payout)
+    metadata = _shallow(payout.get("metadata"))
     return StripePayout(
         id=payout["id"],
         status=payout.get("status") or "",
@@ -156,6 +183,8 @@ def _payout(payout):
         currency=(payout.get("currency") or "").upper(),
         failure_code=payout.get("failure_code"),
         failure_message=payout.get("failure_message"),
+        metadata={str(key): str(value) for key, value in metadata.items()},
+        created=payout.get("created"),
     )
 
 

@@ -128,6 +128,24 @@ def staff_client(client, admin_user):
     return client
 
 
+@pytest.fixture
+def make_staff(make_user):
+    """A staff user (not a superuser) holding exactly the permissions named
+    ("payouts.change_payout", ...)."""
+    from django.contrib.auth.models import Permission
+
+    def make(*permissions, **fields):
+        user = make_user(is_staff=True, **fields)
+        for name in permissions:
+            app_label, codename = name.split(".")
+            user.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        return user
+
+    return make
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness would make every make_user() take ~0.3 s.

@@ -7,6 +7,10 @@ Tests can inject failures (500s, card or invalid-request errors) that happen bef
 endpoint runs, so, like a failure in front of Stripe's API, they are not remembered
 under the key.
 
+It lists a connected account's payouts as Stripe does (`GET /v1/payouts`: newest first,
+`limit`, `starting_after`, `created[gte]`, `has_more`), so the SDK's auto-paging walks its
+pages.
+
 Serve it through `responses` (`mocked_stripe`) in the test process, or over real HTTP on
 127.0.0.1 (`served_stripe`) for child processes.
 """
@@ -15,6 +19,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -35,6 +40,8 @@ class FakeStripe:
         self._injected = []  # [method, path regex, status, body, times left]
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self.clock = time.time  # What "created" says on a payout made through the API.
+        self._by_account = {}  # account -> its payouts, so a list call reads only those
 
     # --- what tests set up ------------------------------------------------------------
 
@@ -59,6 +66,23 @@ class FakeStripe:
             status=status, failure_code=failure_code, failure_message=failure_message
         )
 
+    def add_payout(
+        self, account, *, amount, currency="eur", status="pending", metadata=None, created=None
+    ):
+        """A payout that exists on Stripe without us having asked for it through the API
+        (made in the dashboard, or by another system); returns its id."""
+        payout_id = f"po_fake{next(self._ids):06d}"
+        self.payouts[payout_id] = self._payout_object(
+            payout_id,
+            account,
+            amount=amount,
+            currency=currency.lower(),
+            status=status,
+            metadata={key: str(value) for key, value in (metadata or {}).items()},
+            created=int(self.clock() if created is None else created),
+        )
+        return payout_id
+
     # --- what tests read ----------------------------------------------------------------
 
     def balance(self, account_id, currency):
@@ -66,6 +90,9 @@ class FakeStripe:
 
     def payout_posts(self):
         return [r for r in self.requests if r[0] == "POST" and r[1] == "/v1/payouts"]
+
+    def payout_lists(self):
+        return [r for r in self.requests if r[0] == "GET" and r[1] == "/v1/payouts"]
 
     def creations_by_key(self):
         counts = {}
@@ -77,11 +104,14 @@ class FakeStripe:
 
     def handle(self, method, url, headers, body):
         """Return (status, headers, json body) for one request."""
-        path = urlsplit(url).path
+        parts = urlsplit(url)
+        path = parts.path
         headers = {name.lower(): value for name, value in headers.items()}
         account = headers.get("stripe-account")
         key = headers.get("idempotency-key")
         params = dict(parse_qsl(body or "", keep_blank_values=True))
+        if method == "GET":
+            params = dict(parse_qsl(parts.query, keep_blank_values=True))
         with self._lock:
             self.requests.append((method, path, account, key))
             if headers.get("authorization") != f"Bearer {self.api_key}":
@@ -127,13 +157,15 @@ class FakeStripe:
             return 200, {"object": "balance", "available": available, "pending": []}
         if method == "POST" and path == "/v1/payouts":
             return self._create_payout(account, key, params)
+        if method == "GET" and path == "/v1/payouts":
+            return self._list_payouts(account, params)
         if method == "GET" and (match := re.fullmatch(r"/v1/payouts/(\w+)", path)):
             payout = self.payouts.get(match[1])
             if payout is None or payout["account"] != account:
                 return self._body(
                     404, "invalid_request_error", "No such payout", "resource_missing"
                 )
-            return 200, {k: v for k, v in payout.items() if k != "account"}
+            return 200, self._public(payout)
         return self._body(404, "invalid_request_error", f"Unrecognized request URL ({path})")
 
     def _create_payout(self, account, key, params):
@@ -148,19 +180,67 @@ class FakeStripe:
             )
         balance[currency] -= amount
         payout_id = f"po_fake{next(self._ids):06d}"
-        self.payouts[payout_id] = {
+        self.payouts[payout_id] = self._payout_object(
+            payout_id,
+            account,
+            amount=amount,
+            currency=currency,
+            status="pending",
+            metadata={k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
+            created=int(self.clock()),
+        )
+        self.creations.append((account, key, params))
+        return 200, self._public(self.payouts[payout_id])
+
+    def _list_payouts(self, account, params):
+        # https://docs.stripe.com/api/pagination: newest first; a page starts after the
+        # object named by `starting_after`; `has_more` says whether another page follows.
+        try:
+            limit = int(params.get("limit", 10))
+            since = int(params.get("created[gte]", 0))
+        except ValueError:
+            return self._body(400, "invalid_request_error", "Invalid integer")
+        if not 1 <= limit <= 100:
+            return self._body(400, "invalid_request_error", "limit must be between 1 and 100")
+        mine = sorted(
+            (p for p in self._by_account.get(account, ()) if p["created"] >= since),
+            key=lambda p: (p["created"], p["id"]),
+            reverse=True,
+        )
+        after = params.get("starting_after")
+        if after:
+            ids = [p["id"] for p in mine]
+            if after not in ids:
+                return self._body(
+                    400, "invalid_request_error", f"No such payout: '{after}'", "resource_missing"
+                )
+            mine = mine[ids.index(after) + 1 :]
+        page = mine[:limit]
+        return 200, {
+            "object": "list",
+            "url": "/v1/payouts",
+            "has_more": len(mine) > limit,
+            "data": [self._public(p) for p in page],
+        }
+
+    def _payout_object(self, payout_id, account, *, amount, currency, status, metadata, created):
+        payout = {
             "id": payout_id,
             "object": "payout",
             "amount": amount,
             "currency": currency,
-            "status": "pending",
+            "status": status,
+            "created": created,
             "failure_code": None,
             "failure_message": None,
-            "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
+            "metadata": metadata,
             "account": account,
         }
-        self.creations.append((account, key, params))
-        return 200, {k: v for k, v in self.payouts[payout_id].items() if k != "account"}
+        self._by_account.setdefault(account, []).append(payout)
+        return payout
+
+    def _public(self, payout):
+        return {k: v for k, v in payout.items() if k != "account"}
 
     def _take_injected(self, method, path):
         for injected in self._injected:

@@ -1,4 +1,5 @@
-"""Admin for payouts: approve (who and when), reject with a reason, pay approved now."""
+"""Admin for payouts: approve (who and when), reject with a reason, pay approved now, as a
+superuser; what other staff may do is in test_admin_payout_permissions.py."""
 
 from decimal import Decimal
 
@@ -122,16 +123,17 @@ def test_it_names_the_missing_stripe_key(staff_client, make_payout, settings):
     assert payout.status == Status.APPROVED
 
 
-def test_it_lets_staff_enter_the_stripe_id_of_a_flagged_payout_only(staff_client, make_payout):
+def test_it_offers_no_editable_field_once_a_payout_is_past_requested(staff_client, make_payout):
     flagged = make_payout(status=Status.PROCESSING, flagged_at=timezone.now())
-    normal = make_payout(status=Status.PROCESSING)
+    approved = make_payout(status=Status.APPROVED)
+    requested = make_payout(status=Status.REQUESTED)
 
-    # It should offer the Stripe id as a field on the flagged payout, and nowhere else.
-    assert (
-        b'name="stripe_payout_id"' in staff_client.get(f"{CHANGELIST}{flagged.pk}/change/").content
-    )
-    assert (
-        b'name="stripe_payout_id"'
-        not in staff_client.get(f"{CHANGELIST}{normal.pk}/change/").content
-    )
+    # It should show a read-only page past REQUESTED, even to a superuser: no status,
+    # Stripe id or terms to type into.
+    for payout in (flagged, approved):
+        page = staff_client.get(f"{CHANGELIST}{payout.pk}/change/").content
+        for name in ("status", "stripe_payout_id", "amount", "currency", "creator"):
+            assert f'name="{name}"'.encode() not in page, (payout.status, name)
+    page = staff_client.get(f"{CHANGELIST}{requested.pk}/change/").content
+    assert b'name="amount"' in page and b'name="status"' not in page
     assert staff_client.get(f"{CHANGELIST}?flagged_at__isnull=False").status_code == 200

@@ -244,3 +244,23 @@ def test_the_command_runs_the_job_through_the_runner(scheduled_creator):
     for key in ("totalCreators", "skipped", "failed", "totalAmount", "totalAmountByCurrency"):
         assert key in row.context
     assert row.context["itemsProcessed"] == 1
+
+
+def test_it_fails_a_creator_whose_currency_stripe_does_not_pay_out_in(
+    scheduled_creator, stripe_fake, now
+):
+    creator = scheduled_creator(currency="XXX", balance={"XXX": 50_000})
+
+    stats = run(now)
+
+    # It should count it failed with a clear reason, and create nothing on Stripe.
+    assert stats["failed"] == 1 and stats["skipped"] == 0
+    assert stats["errors"] == [
+        {
+            "creatorId": creator.pk,
+            "payoutId": None,
+            "error": "Creator's currency: 'XXX' is not a currency Stripe pays out in "
+            "(an ISO 4217 code such as EUR)",
+        }
+    ]
+    assert not Payout.objects.exists() and stripe_fake.payout_posts() == []

@@ -221,3 +221,15 @@ def test_it_exits_non_zero_with_a_readable_message_when_the_database_is_down(sub
     assert child.returncode != 0
     assert "cleanup-logs: database unavailable, the run was not recorded" in stderr
     assert "Traceback" not in stderr
+
+
+def test_it_keeps_the_payout_audit_trail_whatever_its_age():
+    audit = make_log("INFO", timedelta(days=400), type=Log.Type.PAYOUT_AUDIT)
+    expired = make_log("INFO", timedelta(days=400))
+
+    stats = run_cleanup()
+
+    # It should delete the old email row and keep the audit row, and count only the first.
+    assert Log.objects.filter(pk=audit).exists()
+    assert not Log.objects.filter(pk=expired).exists()
+    assert stats["infoDeleted"] == 1 == stats["itemsProcessed"]

@@ -118,6 +118,39 @@ def test_it_fails_a_payout_of_zero_or_less_without_calling_stripe(
     assert stats["failed"] == 1 and stats["succeeded"] == 0
 
 
+@pytest.mark.parametrize(
+    ("currency", "reason"),
+    [
+        ("XXX", "'XXX' is not a currency Stripe pays out in"),
+        ("", "A payout needs a currency"),
+    ],
+)
+def test_it_fails_a_payout_in_a_currency_stripe_does_not_pay_out(
+    funded_creator, make_payout, stripe_fake, now, currency, reason
+):
+    # Written straight through the ORM, as an import might.
+    payout = make_payout(creator=funded_creator(), currency=currency)
+
+    stats = run(now)
+
+    payout.refresh_from_db()
+    assert payout.status == Status.FAILED and payout.failure_reason.startswith(reason)
+    assert stripe_fake.payout_posts() == [] and stats["failed"] == 1
+
+
+def test_it_pays_a_lower_case_currency_written_through_the_orm(
+    funded_creator, make_payout, stripe_fake, now
+):
+    payout = make_payout(creator=funded_creator(), currency="eur", amount=Decimal("5.00"))
+
+    stats = run(now)
+
+    assert stats["succeeded"] == 1
+    assert stripe_fake.creations[0][2]["currency"] == "eur"
+    payout.refresh_from_db()
+    assert payout.status == Status.PROCESSING
+
+
 def test_it_skips_blocked_unonboarded_and_payouts_disabled_creators(
     funded_creator, make_creator, make_payout, stripe_fake, now
 ):
