@@ -11,8 +11,6 @@ Docs: https://docs.daily.co/reference/rest-api (authentication, rate limits).
 """
 
 import random
-import threading
-import time
 from functools import lru_cache
 from urllib.parse import quote
 
@@ -24,6 +22,7 @@ from urllib3.util.retry import Retry
 
 from bookings.daily_batches import BATCH_SIZE_MAX, BatchDeletion, DeleteOutcome
 from bookings.daily_batches import RoomDeletion as RoomDeletion  # re-exported
+from cronlogs.pacing import Pacer
 from cronlogs.providers import ErrorKind, ProviderError, kind_for_status
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -53,43 +52,6 @@ class DailyRetry(Retry):
         if backoff == 0 and self.history and self.history[-1].status == 429:
             backoff = self.backoff_factor + random.random() * self.backoff_jitter
         return min(backoff, self.backoff_max)
-
-
-class Pacer:
-    """Spaces calls at least 1/rate seconds apart, start to start, across threads.
-
-    A rate of 0 turns pacing off.
-    """
-
-    def __init__(
-        self,
-        rate_per_second,
-        *,
-        setting="DAILY_DELETE_RATE_PER_SECOND",
-        clock=time.monotonic,
-        sleep=time.sleep,
-    ):
-        if rate_per_second < 0:
-            raise ImproperlyConfigured(f"{setting} must not be negative.")
-        self.interval = 1.0 / rate_per_second if rate_per_second else 0.0
-        self._clock = clock
-        self._sleep = sleep
-        self._next_slot = float("-inf")
-        self._lock = threading.Lock()
-
-    def wait(self):
-        """Block until this caller's slot comes."""
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self.interval
-        if slot > now:
-            self._sleep(slot - now)
-
-    def hold_off(self):
-        """The last call needed retries: leave Daily a full interval from now."""
-        with self._lock:
-            self._next_slot = max(self._next_slot, self._clock() + self.interval)
 
 
 class DailyClient:
@@ -136,7 +98,7 @@ class DailyClient:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         # DELETE /rooms/:name has a limit of its own; the batch pacer serves the others.
-        self.delete_pacer = Pacer(delete_rate_per_second)
+        self.delete_pacer = Pacer(delete_rate_per_second, setting="DAILY_DELETE_RATE_PER_SECOND")
         self.batch_pacer = Pacer(batch_rate_per_second, setting="DAILY_BATCH_RATE_PER_SECOND")
 
     def room_url(self, name):

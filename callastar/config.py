@@ -15,6 +15,7 @@ import os
 import re
 import warnings
 import zoneinfo
+from decimal import Decimal, InvalidOperation
 from email.utils import parseaddr
 from urllib.parse import urlsplit
 
@@ -49,6 +50,21 @@ def web_host(url):
     parts = urlsplit(url)
     parts.port  # noqa: B018 - reading it validates it
     return parts.hostname
+
+
+def parse_minimums(text):
+    """{"EUR": Decimal("10"), ...} from "eur=10,jpy=1000", or None if it does not parse."""
+    amounts = {}
+    for item in text.split(","):
+        code, _, amount = (part.strip() for part in item.partition("="))
+        try:
+            number = Decimal(amount)
+        except InvalidOperation:
+            return None
+        if not re.fullmatch(r"[A-Za-z]{3}", code) or not number.is_finite() or number < 0:
+            return None
+        amounts[code.upper()] = number
+    return amounts
 
 
 class Environment:
@@ -116,6 +132,17 @@ class Environment:
             return value.strip().upper()
         self.problem(name, value, f"one of {', '.join(choices)}")
         return default
+
+    def minimums(self, name, default):
+        """Amounts by currency, `eur=10,usd=10,jpy=1000` (major units, any case), as
+        {"EUR": Decimal("10"), ...}."""
+        value = self.raw(name)
+        amounts = parse_minimums(value) if value is not None else None
+        if amounts is None:
+            if value is not None:
+                self.problem(name, value, "currency=amount pairs, e.g. eur=10,usd=10,jpy=1000")
+            amounts = parse_minimums(default)
+        return amounts
 
     def time_zone(self, name, default):
         """An IANA time zone name: Europe/Paris, UTC."""

@@ -193,6 +193,18 @@ STRIPE_TIMEOUT_SECONDS = config.number(
 STRIPE_MAX_NETWORK_RETRIES = config.whole_number(
     "STRIPE_MAX_NETWORK_RETRIES", default=2, unit="retries", minimum=0, maximum=20
 )
+# Stripe allows 100 requests a second in live mode and 25 in test mode (and 25 per endpoint):
+# stay well under both, whatever the mode; raise it for a busy live account.
+STRIPE_MAX_REQUESTS_PER_SECOND = config.number(
+    "STRIPE_MAX_REQUESTS_PER_SECOND", default=20, unit="requests per second", above=0, maximum=100
+)
+# Automatic payouts hold each currency's balance to a minimum: the creator's payout_minimum
+# for their own currency, these (major units) for the others.
+PAYOUT_MINIMUMS = config.minimums("PAYOUT_MINIMUMS", default="eur=10,usd=10,gbp=10,jpy=1000")
+# Payouts (one creator each) in flight at once in the payout jobs.
+STRIPE_CONCURRENCY = config.whole_number(
+    "STRIPE_CONCURRENCY", default=4, unit="creators in flight", minimum=1, maximum=16
+)
 
 # Log retention in days per level; CRITICAL rows are never deleted. A hundred years at
 # most: far more and the cut-off date falls before year 1.

@@ -1,6 +1,6 @@
 """What happens to a payout: one pure decision, shared by the real runs and the dry runs.
 
-`decide_payout` and `decide_automatic_payout` look only at their arguments — the payout or
+`decide_payout` and `decide_automatic_payouts` look only at their arguments — the payout or
 creator, the connected account and its available balance as Stripe reported them — and
 return a `Decision`: pay (how much), skip (stays as it is, with a reason) or fail (with a
 reason). The jobs act on it; their dry runs report it. Neither re-implements the rules.
@@ -15,6 +15,7 @@ from enum import StrEnum
 from payouts.money import (
     currency_problem,
     format_amount,
+    from_minor_units,
     payable_amount,
     payout_terms_problem,
     to_minor_units,
@@ -78,30 +79,69 @@ def decide_payout(payout, *, account, balance):
     return Decision(Action.PAY, minor_units=minor)
 
 
-def decide_automatic_payout(creator, *, account, balance):
-    """Pay a due creator's whole available balance in their currency, skip them, or fail
-    them when their currency is not one Stripe pays out in."""
+@dataclass(frozen=True)
+class CurrencyDecision:
+    """What an automatic run does with one currency of a creator's balance."""
+
+    currency: str
+    decision: Decision
+
+
+def decide_automatic_payouts(creator, *, account, balance, reserved=None, minimums=None):
+    """Pay out each currency of a due creator's available balance, or say why not.
+
+    The creator's own currency comes first and is held to their `payout_minimum`; each
+    other currency to its entry in `minimums` (PAYOUT_MINIMUMS, major units by upper-case
+    code). `reserved` (minor units by currency) is what approved and in-flight manual
+    payouts of the creator will still draw, so the manual ones are paid, not failed.
+    Returns a CurrencyDecision per currency that has something to say.
+    """
+    own = creator.currency.upper()
     problem = creator_problem(creator)
     if problem:
-        return Decision(Action.SKIP, problem)
+        return [CurrencyDecision(own, Decision(Action.SKIP, problem))]
     problem = currency_problem(creator.currency)
     if problem:
-        return Decision(Action.FAIL, f"Creator's currency: {problem}")
+        return [CurrencyDecision(own, Decision(Action.FAIL, f"Creator's currency: {problem}"))]
     if account is None:
-        return Decision(Action.PAY, checked_with_stripe=False)
+        return [CurrencyDecision(own, Decision(Action.PAY, checked_with_stripe=False))]
     if not account.payouts_enabled:
-        return Decision(Action.SKIP, NOT_ENABLED)
+        return [CurrencyDecision(own, Decision(Action.SKIP, NOT_ENABLED))]
     if balance is None:
-        return Decision(Action.PAY, checked_with_stripe=False)
-    currency = creator.currency.upper()
-    available = balance.get(currency, 0)
-    amount = payable_amount(available, currency) if available > 0 else None
-    if not amount or amount <= 0:
-        return Decision(Action.SKIP, f"No available balance in {currency}")
-    if amount < creator.payout_minimum:
-        return Decision(
-            Action.SKIP,
-            f"Available balance {format_amount(amount)} {currency} is below the payout "
-            f"minimum {format_amount(creator.payout_minimum)} {currency}",
-        )
-    return Decision(Action.PAY, minor_units=to_minor_units(amount, currency))
+        return [CurrencyDecision(own, Decision(Action.PAY, checked_with_stripe=False))]
+    reserved, minimums = reserved or {}, minimums or {}
+    decisions = []
+    for currency in sorted({own, *balance}, key=lambda code: (code != own, code)):
+        held = reserved.get(currency, 0)
+        available = balance.get(currency, 0) - held
+        amount = payable_amount(available, currency) if available > 0 else None
+        if not amount or amount <= 0:
+            if currency == own or balance.get(currency, 0) > 0:
+                reason = f"No available balance in {currency}"
+                if held:
+                    reason += f" once {format_amount(from_minor_units(held, currency))} "
+                    reason += f"{currency} of approved manual payouts is paid"
+                decisions.append(CurrencyDecision(currency, Decision(Action.SKIP, reason)))
+            continue
+        if currency_problem(currency):
+            reason = f"{currency} balance: {currency_problem(currency)}"
+            decisions.append(CurrencyDecision(currency, Decision(Action.SKIP, reason)))
+            continue
+        minimum = creator.payout_minimum if currency == own else minimums.get(currency)
+        if minimum is None:
+            reason = (
+                f"No payout minimum for {currency}: add one to PAYOUT_MINIMUMS to pay out "
+                f"the {format_amount(amount)} {currency} balance"
+            )
+            decisions.append(CurrencyDecision(currency, Decision(Action.SKIP, reason)))
+            continue
+        if amount < minimum:
+            reason = (
+                f"Available balance {format_amount(amount)} {currency} is below the payout "
+                f"minimum {format_amount(minimum)} {currency}"
+            )
+            decisions.append(CurrencyDecision(currency, Decision(Action.SKIP, reason)))
+            continue
+        pay = Decision(Action.PAY, minor_units=to_minor_units(amount, currency))
+        decisions.append(CurrencyDecision(currency, pay))
+    return decisions

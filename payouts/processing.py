@@ -7,64 +7,43 @@ call. If the process dies between Stripe and the database, the next run re-sends
 same key and Stripe replays the payout it already made.
 """
 
-from dataclasses import dataclass
+from contextlib import nullcontext
 from datetime import timedelta
-from decimal import Decimal
+from functools import partial
+
+from django.conf import settings
 
 from cronlogs import logger
+from cronlogs.locks import LockTimeout, named_lock
 from cronlogs.models import Log
-from cronlogs.work import ItemOutcome, append_capped
 from payouts import stripe_client
 from payouts.balances import AccountBook
 from payouts.decisions import Action, Decision, creator_problem, decide_payout
 from payouts.models import Payout
 from payouts.money import format_amount, to_minor_units
+from payouts.outcomes import (
+    PAID,
+    SENT,
+    UNCHANGED,
+    count,
+    flagged,
+    init_plan,
+    init_stats,
+    refused,
+    report_decision,
+    retrying,
+    skipped,
+    stripe_unreachable,
+)
 from payouts.stripe_client import StripeError
+from payouts.workers import run_bounded
 
 Status = Payout.Status
 # Stripe may prune an idempotency key once it is 24 hours old; past that a re-send could
 # pay a second time, so an unconfirmed claim that old goes to staff instead.
 CLAIM_EXPIRY = timedelta(hours=24)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one payout: its `item` outcome for the run's tally, the counter of
-    the run's stats it adds to (None: nothing was done to it), and why."""
-
-    item: ItemOutcome
-    stat: str | None = None
-    reason: str = ""
-
-
-SENT = Outcome(ItemOutcome.DONE, "succeeded")
-PAID = Outcome(ItemOutcome.DONE, "paid")
-# Still in transit at Stripe, or another worker claimed or settled it first.
-UNCHANGED = Outcome(ItemOutcome.UNCHANGED)
-
-
-def refused(reason):
-    """The payout ended FAILED for its own reason (balance, declined, malformed)."""
-    return Outcome(ItemOutcome.REFUSED, "failed", reason)
-
-
-def skipped(reason):
-    """Left APPROVED for a reason of the creator's own (blocked, not onboarded)."""
-    return Outcome(ItemOutcome.SKIPPED, "skipped", reason)
-
-
-def stripe_unreachable(reason):
-    """Left APPROVED because Stripe could not be asked; the next run tries again."""
-    return Outcome(ItemOutcome.FAILED, "skipped", reason)
-
-
-def retrying(reason):
-    """Claimed, but Stripe's answer never came: re-sent with the same key next run."""
-    return Outcome(ItemOutcome.FAILED, "retrying", reason)
-
-
-def flagged(reason):
-    return Outcome(ItemOutcome.REFUSED, "needsReview", reason)
+# How long a job waits for another job deciding on the same creator's balance.
+CREATOR_LOCK_TIMEOUT_SECONDS = 120
 
 
 def process_payouts(run):
@@ -83,42 +62,72 @@ def process_payouts(run):
 
 
 def pay_approved_payouts(run, *, payout_ids=None):
-    """Pay APPROVED payouts (all, or those in `payout_ids`), oldest approval first; a dry
-    run reports what would happen to each instead. Safe to run while another worker pays
-    the same payouts."""
+    """Pay APPROVED payouts (all, or those in `payout_ids`), oldest approval first, with
+    STRIPE_CONCURRENCY creators in flight; a dry run reports what would happen to each
+    instead. Safe to run while another worker pays the same payouts."""
+    ask_stripe = stripe_client.is_configured() if run.dry_run else True
     if run.dry_run:
-        book = AccountBook(ask_stripe=stripe_client.is_configured())
-        init_plan(run.stats, checked_with_stripe=book.ask_stripe)
+        init_plan(run.stats, checked_with_stripe=ask_stripe)
     else:
         stripe_client.require_configured()
-        book = AccountBook()
         init_stats(run.stats)
     payouts = Payout.objects.filter(status=Status.APPROVED, flagged_at__isnull=True)
-    payouts = payouts.select_related("creator")
     if payout_ids is not None:
         payouts = payouts.filter(pk__in=list(payout_ids))
-    for payout in payouts.order_by("approved_at", "pk"):
-        run.check_time()
-        try:
-            decision = decide_payout(
-                payout, account=_account(book, payout), balance=_balance(book, payout)
-            )
-        except StripeError as exc:
-            if exc.is_authentication:
-                raise
+    by_creator = {}
+    for payout in payouts.select_related("creator").order_by("approved_at", "pk"):
+        by_creator.setdefault(payout.creator_id, []).append(payout)
+    tasks = [
+        partial(pay_creator, creator_payouts, run=run, ask_stripe=ask_stripe)
+        for creator_payouts in by_creator.values()
+    ]
+    for results in run_bounded(tasks, workers=settings.STRIPE_CONCURRENCY, run=run):
+        for payout, result in results:
             if run.dry_run:
-                report_decision(run, payout, Decision(Action.SKIP, str(exc)))
-                continue
-            # Nothing was claimed: the payout stays APPROVED for the next run.
-            logger.log_payout_error(payout.pk, payout.creator_id, exc, payout_context(payout))
-            count(run, payout, stripe_unreachable(str(exc)))
-            continue
-        if decision.pays:
-            book.debit(payout.creator, payout.currency, decision.minor_units)
+                report_decision(run, payout, result)
+            else:
+                count(run, payout, result)
+
+
+def creator_balance_lock(creator):
+    """Held while a job decides on a creator's balance and pays from it, so the two payout
+    jobs never decide on the same balance at the same moment."""
+    return named_lock(f"creator-balance:{creator.pk}", timeout=CREATOR_LOCK_TIMEOUT_SECONDS)
+
+
+def pay_creator(payouts, *, run, ask_stripe=True):
+    """Decide on, and in a real run pay, one creator's APPROVED payouts in order, reading
+    the account and balance once; later payouts draw on what earlier ones left. Returns
+    [(payout, Outcome)] — or [(payout, Decision)] in a dry run."""
+    creator, book, results = payouts[0].creator, AccountBook(ask_stripe=ask_stripe), []
+    try:
+        with nullcontext() if run.dry_run else creator_balance_lock(creator):
+            for payout in payouts:
+                if results and run.time_is_up():
+                    break  # The rest stays APPROVED for the next run.
+                results.append((payout, _pay_one(payout, book, run=run)))
+    except LockTimeout as exc:
+        reason = f"{exc}: another job is paying this creator; the next run tries again"
+        results += [(payout, stripe_unreachable(reason)) for payout in payouts[len(results) :]]
+    return results
+
+
+def _pay_one(payout, book, *, run):
+    try:
+        decision = decide_payout(
+            payout, account=_account(book, payout), balance=_balance(book, payout)
+        )
+    except StripeError as exc:
+        if exc.is_authentication:
+            raise
         if run.dry_run:
-            report_decision(run, payout, decision)
-        else:
-            count(run, payout, act_on(payout, decision, now=run.now))
+            return Decision(Action.SKIP, str(exc))
+        # Nothing was claimed: the payout stays APPROVED for the next run.
+        logger.log_payout_error(payout.pk, payout.creator_id, exc, payout_context(payout))
+        return stripe_unreachable(str(exc))
+    if decision.pays:
+        book.debit(payout.creator, payout.currency, decision.minor_units)
+    return decision if run.dry_run else act_on(payout, decision, now=run.now)
 
 
 def _account(book, payout):
@@ -232,14 +241,27 @@ def flag_for_staff(payout, problem, *, now):
 
 def resume_unconfirmed_payouts(run):
     """PROCESSING payouts with no Stripe id: re-send with the same key while Stripe still
-    remembers it (claimed < 24 h ago), otherwise flag them for staff."""
+    remembers it (claimed < 24 h ago), otherwise — or when the creator has been blocked
+    since — flag them for staff."""
     now = run.now
     unconfirmed = Payout.objects.filter(
         status=Status.PROCESSING, stripe_payout_id__isnull=True, flagged_at__isnull=True
     ).select_related("creator")
     for payout in unconfirmed.order_by("claimed_at", "pk"):
         run.check_time()
-        if payout.idempotency_key and payout.claimed_at and now - payout.claimed_at < CLAIM_EXPIRY:
+        if payout.creator.is_payout_blocked:
+            # Blocked means blocked: never re-sent, even with the key that would replay it.
+            outcome = flag_for_staff(
+                payout,
+                f"The creator's payouts were blocked after this payout was claimed at "
+                f"{payout.claimed_at} with an unknown outcome; it is not re-sent. "
+                "reconcile-payouts looks for it on the connected account, or staff settle "
+                "it with the Stripe id they find, or mark it failed.",
+                now=now,
+            )
+        elif (
+            payout.idempotency_key and payout.claimed_at and now - payout.claimed_at < CLAIM_EXPIRY
+        ):
             outcome = send_payout(payout, now=now)
         else:
             outcome = flag_for_staff(
@@ -255,24 +277,31 @@ def resume_unconfirmed_payouts(run):
 
 
 def settle_processing_payouts(run):
-    """PROCESSING payouts Stripe knows: paid -> PAID, failed/canceled -> FAILED. Flagged
-    payouts are never touched: they leave their flag only through `payouts.flagged`."""
+    """PROCESSING payouts Stripe knows: paid -> PAID, failed/canceled -> FAILED, with
+    STRIPE_CONCURRENCY in flight. Flagged payouts are never touched: they leave their flag
+    only through `payouts.flagged`."""
     in_flight = Payout.objects.filter(
         status=Status.PROCESSING, stripe_payout_id__isnull=False, flagged_at__isnull=True
     ).select_related("creator")
-    for payout in in_flight.order_by("claimed_at", "pk"):
-        run.check_time()
-        try:
-            remote = stripe_client.retrieve_payout(
-                payout.stripe_payout_id, account_id=payout.creator.stripe_account_id
-            )
-        except StripeError as exc:
-            if exc.is_authentication:
-                raise
-            logger.log_payout_error(payout.pk, payout.creator_id, exc, payout_context(payout))
-            count(run, payout, retrying(str(exc)))
-            continue
-        count(run, payout, settle_payout(payout, remote, now=run.now))
+    tasks = [
+        partial(_settle_one, payout, now=run.now)
+        for payout in in_flight.order_by("claimed_at", "pk")
+    ]
+    for payout, outcome in run_bounded(tasks, workers=settings.STRIPE_CONCURRENCY, run=run):
+        count(run, payout, outcome)
+
+
+def _settle_one(payout, *, now):
+    try:
+        remote = stripe_client.retrieve_payout(
+            payout.stripe_payout_id, account_id=payout.creator.stripe_account_id
+        )
+    except StripeError as exc:
+        if exc.is_authentication:
+            raise
+        logger.log_payout_error(payout.pk, payout.creator_id, exc, payout_context(payout))
+        return payout, retrying(str(exc))
+    return payout, settle_payout(payout, remote, now=now)
 
 
 def settle_payout(payout, remote, *, now):
@@ -304,72 +333,3 @@ def payout_context(payout):
         "idempotencyKey": payout.idempotency_key,
         "stripePayoutId": payout.stripe_payout_id,
     }
-
-
-def init_stats(stats):
-    for key in ("succeeded", "failed", "skipped", "paid", "retrying", "needsReview"):
-        stats.setdefault(key, 0)
-    stats.setdefault("errors", [])
-    stats.setdefault("skippedPayouts", [])
-    stats.setdefault("itemsProcessed", 0)
-    return stats
-
-
-def count(run, payout, outcome):
-    """Add one payout's outcome to the run's stats and tally."""
-    run.count(outcome.item, outcome.reason)
-    if outcome.stat is None:
-        return
-    stats = run.stats
-    stats[outcome.stat] += 1
-    stats["itemsProcessed"] += 1
-    entry = {"creatorId": payout.creator_id, "payoutId": payout.pk}
-    if outcome.stat == "skipped":
-        append_capped(stats["skippedPayouts"], {**entry, "reason": outcome.reason})
-    elif outcome.reason:
-        append_capped(stats["errors"], {**entry, "error": outcome.reason})
-    run.detail(
-        f"payout #{payout.pk} (creator {payout.creator_id}): {outcome.stat}"
-        + (f": {outcome.reason}" if outcome.reason else "")
-    )
-
-
-# --- dry runs: the same decisions, reported -------------------------------------------
-
-PLAN_KEYS = {Action.PAY: "wouldPay", Action.SKIP: "wouldSkip", Action.FAIL: "wouldFail"}
-
-
-def init_plan(stats, *, checked_with_stripe):
-    stats.update(
-        wouldPay=[], wouldSkip=[], wouldFail=[], stripeChecked=checked_with_stripe, itemsProcessed=0
-    )
-    stats.update({f"{key}Count": 0 for key in PLAN_KEYS.values()}, wouldPayAmountByCurrency={})
-    if not checked_with_stripe:
-        stats["note"] = (
-            "STRIPE_SECRET_KEY is not set: Stripe's payouts-enabled and balance checks "
-            "were not made"
-        )
-
-
-def report_decision(run, payout, decision):
-    """What a dry run says about one payout: the decision the real run would act on."""
-    stats, key = run.stats, PLAN_KEYS[decision.action]
-    entry = {
-        "payoutId": payout.pk,
-        "creatorId": payout.creator_id,
-        "amount": format_amount(payout.amount),
-        "currency": payout.currency,
-    }
-    if decision.reason:
-        entry["reason"] = decision.reason
-    append_capped(stats[key], entry)
-    stats[f"{key}Count"] += 1
-    run.detail(
-        f"payout #{payout.pk} (creator {payout.creator_id}, {entry['amount']} {payout.currency}):"
-        f" would {decision.action}" + (f": {decision.reason}" if decision.reason else "")
-    )
-    if decision.pays:
-        stats["itemsProcessed"] += 1
-        totals = stats["wouldPayAmountByCurrency"]
-        total = Decimal(totals.get(payout.currency, "0")) + payout.amount
-        totals[payout.currency] = format_amount(total)

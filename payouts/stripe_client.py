@@ -12,6 +12,7 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from cronlogs.pacing import Pacer
 from cronlogs.providers import ErrorKind, ProviderError, kind_for_status
 from cronlogs.redaction import redact_text
 
@@ -86,20 +87,46 @@ def client():
         settings.STRIPE_API_BASE,
         settings.STRIPE_TIMEOUT_SECONDS,
         settings.STRIPE_MAX_NETWORK_RETRIES,
+        settings.STRIPE_MAX_REQUESTS_PER_SECOND,
     )
 
 
 @lru_cache(maxsize=4)
-def _client(api_key, api_base, timeout, max_network_retries):
-    # Cached so that one run reuses one HTTP session (keep-alive) for all its requests.
+def _client(api_key, api_base, timeout, max_network_retries, max_requests_per_second):
+    # Cached per settings, so one run reuses its HTTP sessions (keep-alive, one per thread)
+    # and every thread shares one pacer.
+    pacer = Pacer(max_requests_per_second, setting="STRIPE_MAX_REQUESTS_PER_SECOND")
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base},
-        # Retries 5xx, 409 and connection errors with backoff; POSTs carry our own
+        # Retries 5xx, 409, 429 and connection errors with backoff; POSTs carry our own
         # idempotency key so a retried creation is replayed, never repeated.
         max_network_retries=max_network_retries,
-        http_client=stripe.RequestsClient(timeout=timeout),
+        http_client=PacedRequestsClient(pacer=pacer, timeout=timeout),
     )
+
+
+class PacedRequestsClient(stripe.RequestsClient):
+    """The SDK's requests client, with every attempt paced under our rate limit and 429s
+    retried: Stripe's rate-limit guide asks clients to back off and retry, and the SDK
+    alone does not (https://docs.stripe.com/rate-limits#handling-limiting-gracefully)."""
+
+    def __init__(self, *, pacer, **kwargs):
+        super().__init__(**kwargs)
+        self.pacer = pacer
+
+    def request(self, method, url, headers, post_data=None):
+        self.pacer.wait()
+        return super().request(method, url, headers, post_data)
+
+    def _should_retry(self, response, api_connection_error, num_retries, max_network_retries):
+        if response is not None and response[1] == 429 and num_retries < (max_network_retries or 0):
+            # Every thread backs off, not only the one that was told to.
+            self.pacer.hold_off(self._sleep_time_seconds(num_retries + 1))
+            return True
+        return super()._should_retry(
+            response, api_connection_error, num_retries, max_network_retries
+        )
 
 
 def retrieve_account(account_id):

@@ -40,6 +40,13 @@ def _isolated_lock_dir(tmp_path, settings):
 
 
 @pytest.fixture(autouse=True)
+def _one_creator_in_flight(settings):
+    # Payout workers on threads have database connections of their own, which cannot see
+    # a test's uncommitted rows: tests of concurrency use transaction=True and raise this.
+    settings.STRIPE_CONCURRENCY = 1
+
+
+@pytest.fixture(autouse=True)
 def _plain_http(settings):
     # Production sits behind TLS (SECURE_SSL_REDIRECT); the test client speaks plain HTTP.
     settings.SECURE_SSL_REDIRECT = False
@@ -277,6 +284,7 @@ def stripe_fake(settings):
 
     settings.STRIPE_TIMEOUT_SECONDS = 5.0
     settings.STRIPE_MAX_NETWORK_RETRIES = 2
+    settings.STRIPE_MAX_REQUESTS_PER_SECOND = 0  # unpaced: the fake has no rate limit
     with mocked_stripe(settings) as fake:
         yield fake
 

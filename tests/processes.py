@@ -69,8 +69,9 @@ def wait_for_start_signal(timeout=60):
         time.sleep(0.001)
 
 
-def race(code, envs, workdir, timeout=120):
-    """Run `python -c code` once per environment in `envs`, released at the same moment.
+def race(code, envs, workdir, timeout=120, args=None):
+    """Run `python -c code` once per environment in `envs` (with the command-line
+    arguments in `args`, one list per child), released at the same moment.
 
     The children call `wait_for_start_signal()` once Django is set up (start-up takes
     different times), so the work itself starts together. Returns each child's
@@ -80,14 +81,14 @@ def race(code, envs, workdir, timeout=120):
     ready = [Path(workdir) / f"ready-{index}" for index in range(len(envs))]
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", code],
+            [sys.executable, "-c", code, *child_args],
             env={**env, "RACE_READY_FILE": str(flag), "RACE_GO_FILE": str(go)},
             cwd=PROJECT_DIR,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for env, flag in zip(envs, ready, strict=True)
+        for env, flag, child_args in zip(envs, ready, args or [[]] * len(envs), strict=True)
     ]
     try:
         deadline = time.monotonic() + timeout

@@ -55,11 +55,12 @@ def test_it_pays_out_the_whole_available_balance_of_a_due_creator(
 
     stats = run(now)
 
-    # It should create one automatic payout of the whole EUR balance, keyed by creator and day.
+    # It should pay out the whole EUR balance, keyed by creator, day and currency; the
+    # 9.99 USD is below the USD minimum (PAYOUT_MINIMUMS).
     payout = Payout.objects.get()
     assert payout.automatic and payout.status == Status.PROCESSING
     assert (payout.amount, payout.currency) == (Decimal("123.45"), "EUR")
-    assert payout.idempotency_key == f"callastar-auto-{creator.pk}-{now.date().isoformat()}"
+    assert payout.idempotency_key == f"callastar-auto-{creator.pk}-{now.date().isoformat()}-EUR"
     assert payout.stripe_payout_id and payout.approved_at == now
     assert stripe_fake.creations[0][1] == payout.idempotency_key
     assert stripe_fake.creations[0][2]["amount"] == "12345"
@@ -67,7 +68,14 @@ def test_it_pays_out_the_whole_available_balance_of_a_due_creator(
 
     # It should report the run as the seed's logs did, amounts with 2 decimals.
     assert stats["totalCreators"] == 1 and stats["itemsProcessed"] == 1
-    assert stats["skipped"] == 0 and stats["failed"] == 0
+    assert stats["skipped"] == 1 and stats["failed"] == 0
+    assert stats["skippedCreators"] == [
+        {
+            "creatorId": creator.pk,
+            "currency": "USD",
+            "reason": "Available balance 9.99 USD is below the payout minimum 10.00 USD",
+        }
+    ]
     assert stats["totalAmount"] == "123.45"
     assert stats["totalAmountByCurrency"] == {"EUR": "123.45"}
     assert Log.objects.get(type="PAYOUT_SUCCESS").context["automatic"] is True
@@ -102,7 +110,7 @@ def test_it_pays_a_weekly_creator_after_7_days_and_not_before(
     # It should pay the week-old one only, with a key naming the ISO week.
     assert [c[0] for c in stripe_fake.creations] == [due.stripe_account_id]
     year, week, _ = now.isocalendar()
-    assert stripe_fake.creations[0][1] == f"callastar-auto-{due.pk}-{year}-W{week:02d}"
+    assert stripe_fake.creations[0][1] == f"callastar-auto-{due.pk}-{year}-W{week:02d}-EUR"
 
 
 def test_it_ignores_manual_blocked_and_unonboarded_creators(
@@ -126,17 +134,24 @@ def test_it_skips_creators_with_nothing_payable_and_says_why(scheduled_creator, 
 
     stats = run(now)
 
-    # It should pay only the creator at the minimum, and give each skip its reason.
-    assert [c[0] for c in stripe_fake.creations] == [paid.stripe_account_id]
-    reasons = {entry["creatorId"]: entry["reason"] for entry in stats["skippedCreators"]}
+    # It should pay the creator at the minimum and the USD of the EUR creator, and give
+    # each skip its reason.
+    assert sorted(c[0] for c in stripe_fake.creations) == sorted(
+        [paid.stripe_account_id, other_currency.stripe_account_id]
+    )
+    reasons = {
+        (entry["creatorId"], entry["currency"]): entry["reason"]
+        for entry in stats["skippedCreators"]
+    }
     assert reasons == {
-        below.pk: "Available balance 9.99 EUR is below the payout minimum 10.00 EUR",
-        other_currency.pk: "No available balance in EUR",
-        disabled.pk: "Stripe reports payouts are not enabled for this account",
+        (below.pk, "EUR"): "Available balance 9.99 EUR is below the payout minimum 10.00 EUR",
+        (other_currency.pk, "EUR"): "No available balance in EUR",
+        (disabled.pk, "EUR"): "Stripe reports payouts are not enabled for this account",
     }
     assert stats["totalCreators"] == 4 and stats["skipped"] == 3
-    assert stats["itemsProcessed"] == 1 and stats["totalAmount"] == "10.00"
-    assert Payout.objects.count() == 1
+    assert stats["itemsProcessed"] == 2
+    assert stats["totalAmountByCurrency"] == {"EUR": "10.00", "USD": "500.00"}
+    assert Payout.objects.count() == 2
 
 
 def test_it_pays_once_when_run_twice_the_same_day(scheduled_creator, stripe_fake, now):
@@ -165,8 +180,13 @@ def test_it_does_not_retry_a_failed_period_but_pays_the_next_one(
     assert failed.status == Status.FAILED
     assert failed.failure_reason == "Payouts are paused for this account."
     assert first["failed"] == 1 and first["errors"][0]["payoutId"] == failed.pk
+    # ...and say so: declined, and when the next attempt comes.
     assert second["skipped"] == 1
-    assert second["skippedCreators"][0]["reason"].startswith("Already paid out for period")
+    reason = second["skippedCreators"][0]["reason"]
+    assert reason.startswith(f"The {now.date().isoformat()} payout #{failed.pk} of 500.00 EUR")
+    assert "was declined (Payouts are paused for this account.)" in reason
+    tomorrow = (now + timedelta(days=1)).date().isoformat()
+    assert reason.endswith(f"the next attempt is in the next period, from {tomorrow} UTC")
 
     # The next day is a new period.
     third = run(now + timedelta(days=1))

@@ -18,7 +18,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from bookings import daily
-from bookings.daily import DailyError, DeleteOutcome, Pacer
+from bookings.daily import DailyError, DeleteOutcome
+from cronlogs.pacing import Pacer
 from tests.conftest import DAILY_TEST_API_KEY, DAILY_TEST_API_URL
 from tests.daily_fake import FakeDaily, ScriptedDaily, mocked_daily_fake, served_daily
 
