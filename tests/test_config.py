@@ -2,6 +2,7 @@
 variable and the expected form, before any work, and without a traceback."""
 
 import runpy
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -58,6 +59,26 @@ BAD_VALUES = [
     ("EMAIL_CONNECTIONS", "0", "a whole number of connections between 1 and 32"),
     ("DEFAULT_USER_TIMEZONE", "Mars/Olympus", "an IANA time zone name"),
     ("DEFAULT_USER_TIMEZONE", "../../etc/passwd", "an IANA time zone name"),
+    ("STRIPE_CONCURRENCY", "0", "a whole number of creators in flight between 1 and 16"),
+    ("STRIPE_MAX_REQUESTS_PER_SECOND", "0", "requests per second greater than 0"),
+    ("PAYOUT_MINIMUMS", "eur:10", "currency=amount pairs, e.g. eur=10,usd=10,jpy=1000"),
+    ("PAYOUT_MINIMUMS", "euro=10", "currency=amount pairs"),
+    ("PAYOUT_MINIMUMS", "eur=-1", "currency=amount pairs"),
+    ("DAILY_BATCH_SIZE", "1001", "a whole number of rooms between 1 and 1000"),
+    ("DAILY_BATCH_RATE_PER_SECOND", "0", "greater than 0"),
+    ("DAILY_ROOM_GRACE_MINUTES", "-5", "a whole number of minutes between 0 and 10080"),
+    ("CRON_OVERDUE_GRACE_MINUTES", "abc", "a whole number of minutes between 1 and 1440"),
+    ("CRON_PAUSE_ALERT_HOURS", "0", "a number of hours greater than 0"),
+    (
+        "CRON_SCHEDULE_CLEANUP_LOGS",
+        "every day",
+        "CRON_SCHEDULE_CLEANUP_LOGS='every day': expected a five-field cron expression",
+    ),
+    (
+        "CRON_MAX_RUNTIME_SEND_BOOKING_REMINDERS",
+        "-1",
+        "expected a number of minutes greater than 0",
+    ),
 ]
 
 
@@ -96,6 +117,15 @@ def test_it_names_the_variable_and_the_form_it_expects(monkeypatch, name, value,
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"{name}={value!r}: expected "), lines
     assert expected in lines[0]
+
+
+def test_it_reads_payout_minimums_in_any_case():
+    config = Environment({"PAYOUT_MINIMUMS": " EUR=25, jpy=5000 ,Usd=12.50"})
+
+    minimums = config.minimums("PAYOUT_MINIMUMS", default="eur=10")
+
+    assert minimums == {"EUR": Decimal("25"), "JPY": Decimal("5000"), "USD": Decimal("12.50")}
+    assert config.problems == []
 
 
 def read(**variables):
