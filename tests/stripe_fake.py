@@ -279,8 +279,9 @@ def mocked_stripe(settings, fake=None, api_base="https://api.stripe.test"):
 
 
 @contextmanager
-def served_stripe(fake=None):
-    """Serve `fake` over HTTP on 127.0.0.1; yields (fake, base URL)."""
+def served_stripe(fake=None, *, answer_delay=0.0):
+    """Serve `fake` over HTTP on 127.0.0.1, answering each request after `answer_delay`
+    seconds (as Stripe across a network would); yields (fake, base URL)."""
     fake = fake or FakeStripe()
 
     class Handler(BaseHTTPRequestHandler):
@@ -294,6 +295,8 @@ def served_stripe(fake=None):
             body = self.rfile.read(length).decode() if length else ""
             status, headers, payload = fake.handle(self.command, self.path, self.headers, body)
             data = json.dumps(payload).encode()
+            if answer_delay:
+                time.sleep(answer_delay)
             self.send_response(status)
             for name, value in {**headers, "Content-Type": "application/json"}.items():
                 self.send_header(name, value)
@@ -307,6 +310,7 @@ def served_stripe(fake=None):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
