@@ -242,6 +242,12 @@ CRON_PAUSE_ALERT_HOURS = config.number(
     "CRON_PAUSE_ALERT_HOURS", default=24, unit="hours", above=0, maximum=24 * 365
 )
 
+# Check-in pings (CRON_PING_URL_<JOB>, above): the most one ping may take, its one retry
+# included; a ping never changes a run's outcome.
+CRON_PING_TIMEOUT_SECONDS = config.number(
+    "CRON_PING_TIMEOUT_SECONDS", default=5.0, unit="seconds", above=0, maximum=60
+)
+
 # django-crontab: one line per job, each through the shared runner with trigger "cron".
 CRONJOBS = cronjobs(globals())
 CRONTAB_COMMENT = "callastar-jobs"

@@ -49,6 +49,7 @@ class Log(models.Model):
         CRON_SKIPPED = "CRON_SKIPPED"
         CRON_PAUSED = "CRON_PAUSED"
         CRON_RESUMED = "CRON_RESUMED"
+        CRON_PING_FAILED = "CRON_PING_FAILED"
         EMAIL_SENT = "EMAIL_SENT"
         EMAIL_ERROR = "EMAIL_ERROR"
         EMAIL_SKIPPED = "EMAIL_SKIPPED"
@@ -75,7 +76,13 @@ class Log(models.Model):
     FINISHED_TYPES = (Type.CRON_RUN, Type.CRON_ERROR)
     RUN_TYPES = (Type.CRON_RUN, Type.CRON_ERROR, Type.CRON_SKIPPED)
     # Every row about a job's runs and controls, as the admin's "Cron runs" shows them.
-    JOB_TYPES = (*RUN_TYPES, Type.CRON_STARTED, Type.CRON_PAUSED, Type.CRON_RESUMED)
+    JOB_TYPES = (
+        *RUN_TYPES,
+        Type.CRON_STARTED,
+        Type.CRON_PAUSED,
+        Type.CRON_RESUMED,
+        Type.CRON_PING_FAILED,
+    )
 
     type = models.CharField(max_length=32, choices=Type.choices)
     status = models.CharField(max_length=10, choices=Status.choices)

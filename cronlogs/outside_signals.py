@@ -1,0 +1,37 @@
+"""What a run tells beyond its own Log rows: check-in pings (`cronlogs.pings`).
+
+The runner makes one `OutsideSignals` per run and calls `started()` once the run holds its
+lock and has written CRON_STARTED, and `finished(result)` once it has written its last row.
+Dry runs and skipped runs send nothing. None of it changes a run's outcome: each signal
+swallows (and reports) its own failures.
+"""
+
+import os
+import socket
+
+from cronlogs import pings
+from cronlogs.redaction import redact_text
+
+
+class OutsideSignals:
+    def __init__(self, job, run_id, *, dry_run):
+        self.job = job
+        self.run_id = run_id
+        self.dry_run = dry_run
+
+    def started(self):
+        if self.dry_run:
+            return
+        body = f"{self.job.name}: started on {socket.gethostname()} (pid {os.getpid()})"
+        pings.ping(self.job, pings.Ping.START, run_id=self.run_id, body=body)
+
+    def finished(self, result, failure=None):
+        """`result` is the run's RunResult; `failure` the exception that failed it, if any."""
+        if self.dry_run or result.skip_reason is not None:
+            return
+        pings.ping(
+            self.job,
+            pings.Ping.FAIL if result.failed else pings.Ping.SUCCESS,
+            run_id=self.run_id,
+            body=redact_text(result.summary()),
+        )
