@@ -8,7 +8,7 @@ crashing `cron_status` at night or being written into the crontab as it is.
 
 from django.core.checks import Error, register
 
-from cronlogs import pings
+from cronlogs import pings, sentry
 from cronlogs.jobs import JOBS
 
 
@@ -23,5 +23,5 @@ def check_job_overrides(app_configs, **kwargs):
 
 @register()
 def check_monitoring_settings(app_configs, **kwargs):
-    problems = [pings.timeout_problem()]
+    problems = [pings.timeout_problem(), *sentry.settings_problems()]
     return [Error(problem, id="cronlogs.E002") for problem in problems if problem]

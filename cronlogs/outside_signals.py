@@ -1,4 +1,5 @@
-"""What a run tells beyond its own Log rows: check-in pings (`cronlogs.pings`).
+"""What a run tells beyond its own Log rows: check-in pings (`cronlogs.pings`) and Sentry
+cron check-ins (`cronlogs.sentry`).
 
 The runner makes one `OutsideSignals` per run and calls `started()` once the run holds its
 lock and has written CRON_STARTED, and `finished(result)` once it has written its last row.
@@ -9,7 +10,7 @@ swallows (and reports) its own failures.
 import os
 import socket
 
-from cronlogs import pings
+from cronlogs import pings, sentry
 from cronlogs.redaction import redact_text
 
 
@@ -24,6 +25,7 @@ class OutsideSignals:
             return
         body = f"{self.job.name}: started on {socket.gethostname()} (pid {os.getpid()})"
         pings.ping(self.job, pings.Ping.START, run_id=self.run_id, body=body)
+        sentry.check_in(self.job, sentry.CheckInStatus.IN_PROGRESS, check_in_id=self.run_id)
 
     def finished(self, result, failure=None):
         """`result` is the run's RunResult; `failure` the exception that failed it, if any."""
@@ -34,4 +36,12 @@ class OutsideSignals:
             pings.Ping.FAIL if result.failed else pings.Ping.SUCCESS,
             run_id=self.run_id,
             body=redact_text(result.summary()),
+        )
+        if failure is not None:
+            sentry.capture_failure(self.job, failure, run_id=self.run_id)
+        sentry.check_in(
+            self.job,
+            sentry.CheckInStatus.ERROR if result.failed else sentry.CheckInStatus.OK,
+            check_in_id=self.run_id,
+            duration=result.duration_ms / 1000,
         )

@@ -19,6 +19,7 @@ SECRET_SETTINGS = (
     "STRIPE_SECRET_KEY",
     "SECRET_KEY",
     "EMAIL_HOST_PASSWORD",
+    "SENTRY_DSN",
 )
 # A check-in URL's path is its credential (https://hc-ping.com/<uuid>); shorter paths are
 # ordinary words ("/ping"), not secrets.
