@@ -1,17 +1,23 @@
-"""What a run tells beyond its own Log rows: check-in pings (`cronlogs.pings`) and Sentry
-cron check-ins (`cronlogs.sentry`).
+"""What a run tells beyond its own Log rows: the run counters behind the Prometheus metrics,
+check-in pings (`cronlogs.pings`) and Sentry cron check-ins (`cronlogs.sentry`).
 
 The runner makes one `OutsideSignals` per run and calls `started()` once the run holds its
 lock and has written CRON_STARTED, and `finished(result)` once it has written its last row.
-Dry runs and skipped runs send nothing. None of it changes a run's outcome: each signal
-swallows (and reports) its own failures.
+Dry runs tell nothing; skipped runs are counted and send nothing. None of it changes a
+run's outcome: each signal swallows (and reports) its own failures.
 """
 
+import logging
 import os
 import socket
 
+from django.db import DatabaseError
+
 from cronlogs import pings, sentry
+from cronlogs.models import RunCount
 from cronlogs.redaction import redact_text
+
+log = logging.getLogger(__name__)
 
 
 class OutsideSignals:
@@ -29,7 +35,10 @@ class OutsideSignals:
 
     def finished(self, result, failure=None):
         """`result` is the run's RunResult; `failure` the exception that failed it, if any."""
-        if self.dry_run or result.skip_reason is not None:
+        if self.dry_run:
+            return
+        self._count(result.status)
+        if result.skip_reason is not None:
             return
         pings.ping(
             self.job,
@@ -45,3 +54,9 @@ class OutsideSignals:
             check_in_id=self.run_id,
             duration=result.duration_ms / 1000,
         )
+
+    def _count(self, outcome):
+        try:
+            RunCount.add_one(self.job.name, outcome)
+        except DatabaseError:
+            log.warning("%s: could not count a %s run", self.job.name, outcome, exc_info=True)

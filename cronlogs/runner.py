@@ -5,8 +5,8 @@ For each run it checks the job is not paused, takes the job's lock, records the 
 `JobRun` with the job's max runtime, decides the outcome from what the service reports,
 writes exactly one CRON_RUN (success or degraded) or CRON_ERROR row, and tells ADMINS when
 the job's state changes. A run that cannot get going (paused, already running) writes one
-CRON_SKIPPED row instead. Check-in pings and Sentry check-ins go out from
-`cronlogs.outside_signals`, at the start and the end of a run.
+CRON_SKIPPED row instead. Check-in pings, Sentry check-ins and the run counters behind the
+metrics go out from `cronlogs.outside_signals`, at the start and the end of a run.
 
 Outcomes (SPEC §9): a run fails when the service raises (a provider refusing our
 credentials, a max runtime exceeded, a bug) or when it attempted items and every one failed
@@ -172,7 +172,7 @@ class _Run:
         self.triggered_by = by
         self.task = task
         self.run_id = None if dry_run else uuid.uuid4().hex
-        # Check-in pings, Sentry check-ins: what the world outside hears of the run.
+        # Pings, Sentry check-ins, run counters: what the world outside hears of the run.
         self.signals = OutsideSignals(job, self.run_id, dry_run=dry_run)
 
     def _where(self):
