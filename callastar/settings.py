@@ -254,6 +254,12 @@ CRON_PAUSE_ALERT_HOURS = config.number(
     "CRON_PAUSE_ALERT_HOURS", default=24, unit="hours", above=0, maximum=24 * 365
 )
 
+# Check-in pings (CRON_PING_URL_<JOB>, above): the most one ping may take, its one retry
+# included; a ping never changes a run's outcome.
+CRON_PING_TIMEOUT_SECONDS = config.number(
+    "CRON_PING_TIMEOUT_SECONDS", default=5.0, unit="seconds", above=0, maximum=60
+)
+
 # django-crontab: one line per job, each through the shared runner with trigger "cron".
 CRONJOBS = cronjobs(globals())
 CRONTAB_COMMENT = "callastar-jobs"
@@ -266,6 +272,33 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": config.choice("LOG_LEVEL", "WARNING", LOG_LEVELS)},
 }
+
+# --- Sentry (errors and cron monitors; off unless SENTRY_DSN is set) ---------------------
+
+SENTRY_DSN = env.str("SENTRY_DSN", default="").strip()
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="")
+SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="")
+# Performance tracing: 0 (off) unless a share of requests is asked for, e.g. 0.1.
+SENTRY_TRACES_SAMPLE_RATE = config.number(
+    "SENTRY_TRACES_SAMPLE_RATE",
+    default=0.0,
+    unit="requests traced per request (0: tracing off)",
+    minimum=0,
+    maximum=1,
+)
+if SENTRY_DSN:
+    # Imported only now: without a DSN the SDK is never loaded.
+    from cronlogs.sentry import dsn_problem, init_sentry
+
+    if dsn_problem(SENTRY_DSN):
+        config.problems.append(dsn_problem(SENTRY_DSN))
+    else:
+        init_sentry(
+            dsn=SENTRY_DSN,
+            environment=SENTRY_ENVIRONMENT,
+            release=SENTRY_RELEASE,
+            traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+        )
 
 # Every bad value above, one line each, at once (manage.py prints them and exits 1).
 config.raise_problems()

@@ -8,6 +8,7 @@ environment variable each:
 
     CRON_SCHEDULE_<JOB>      a five-field cron expression: "0 4 * * *"
     CRON_MAX_RUNTIME_<JOB>   minutes, fractions allowed: 0.1
+    CRON_PING_URL_<JOB>      a check-in URL (cronlogs.pings): https://hc-ping.com/<uuid>
 
 `cronlogs.checks` validates every override at start-up. A job's service has the signature
 `service(run)`, where `run` is a `cronlogs.work.JobRun`.
@@ -18,6 +19,7 @@ Django settings or models at import time.
 
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -99,8 +101,8 @@ class Job:
         return [name for name in self.required_settings if not getattr(settings, name, "")]
 
     def configuration_problems(self, values=None):
-        """One line per bad override of this job's schedule or max runtime (in `values`
-        while settings are being built, else in Django's settings)."""
+        """One line per bad override of this job's schedule, max runtime or ping URL (in
+        `values` while settings are being built, else in Django's settings)."""
         problems = []
         schedule = self.schedule_in(values)
         try:
@@ -111,7 +113,22 @@ class Job:
             self.max_runtime_in(values)
         except ImproperlyConfigured as exc:
             problems.append(str(exc))
+        ping_url = self._override("PING_URL", values)
+        if ping_url and not _is_http_url(ping_url):
+            # Never the value: the URL is a credential.
+            problems.append(
+                f"{self.setting_name('PING_URL')}: expected an http:// or https:// URL, e.g. "
+                f"{self.setting_name('PING_URL')}=https://hc-ping.com/<uuid>"
+            )
         return problems
+
+
+def _is_http_url(url):
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 JOBS = {

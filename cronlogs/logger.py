@@ -112,6 +112,17 @@ def log_cron_skipped(cron_type, reason, additional_context=None):
     )
 
 
+def log_cron_ping_failed(cron_type, ping, error, additional_context=None):
+    """A check-in ping (`cronlogs.pings`) that did not get through; the run is not affected."""
+    return write_log(
+        type=Type.CRON_PING_FAILED,
+        status=Status.ERROR,
+        level=Level.WARNING,
+        message=f"Check-in ping failed: {cron_type} {ping}: {error}",
+        context={"cronType": cron_type, "ping": ping, **(additional_context or {}), "error": error},
+    )
+
+
 def log_email_sent(booking_id, user_id, email_type, additional_context=None, save=True):
     return write_log(
         save=save,

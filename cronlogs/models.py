@@ -1,5 +1,5 @@
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 
@@ -49,6 +49,7 @@ class Log(models.Model):
         CRON_SKIPPED = "CRON_SKIPPED"
         CRON_PAUSED = "CRON_PAUSED"
         CRON_RESUMED = "CRON_RESUMED"
+        CRON_PING_FAILED = "CRON_PING_FAILED"
         EMAIL_SENT = "EMAIL_SENT"
         EMAIL_ERROR = "EMAIL_ERROR"
         EMAIL_SKIPPED = "EMAIL_SKIPPED"
@@ -75,7 +76,13 @@ class Log(models.Model):
     FINISHED_TYPES = (Type.CRON_RUN, Type.CRON_ERROR)
     RUN_TYPES = (Type.CRON_RUN, Type.CRON_ERROR, Type.CRON_SKIPPED)
     # Every row about a job's runs and controls, as the admin's "Cron runs" shows them.
-    JOB_TYPES = (*RUN_TYPES, Type.CRON_STARTED, Type.CRON_PAUSED, Type.CRON_RESUMED)
+    JOB_TYPES = (
+        *RUN_TYPES,
+        Type.CRON_STARTED,
+        Type.CRON_PAUSED,
+        Type.CRON_RESUMED,
+        Type.CRON_PING_FAILED,
+    )
 
     type = models.CharField(max_length=32, choices=Type.choices)
     status = models.CharField(max_length=10, choices=Status.choices)
@@ -168,3 +175,38 @@ class JobState(models.Model):
     @property
     def paused(self):
         return self.paused_at is not None
+
+
+class RunCount(models.Model):
+    """How many runs of a job ended in an outcome (success, degraded, error, skipped), ever:
+    what `callastar_cron_runs_total` reports.
+
+    The runner adds one as it writes each run's last row. Counting the Log table instead
+    would cost a scan that grows with the table at every scrape, and would go down when
+    retention deletes old rows, which Prometheus reads as a counter reset.
+    """
+
+    job = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=16)
+    total = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "outcome"], name="runcount_job_outcome_uniq")
+        ]
+
+    def __str__(self):
+        return f"{self.job} {self.outcome}: {self.total}"
+
+    @classmethod
+    def add_one(cls, job, outcome):
+        counter = cls.objects.filter(job=job, outcome=outcome)
+        with transaction.atomic():
+            if counter.update(total=models.F("total") + 1):
+                return
+            try:
+                with transaction.atomic():
+                    cls.objects.create(job=job, outcome=outcome, total=1)
+            except IntegrityError:
+                # Another run created it first; its row is there to add to now.
+                counter.update(total=models.F("total") + 1)

@@ -6,8 +6,11 @@ as exception messages and tracebacks.
 """
 
 import re
+from urllib.parse import urlsplit
 
 from django.conf import settings
+
+from cronlogs.jobs import JOBS
 
 REDACTED = "[REDACTED]"
 SECRET_SETTINGS = (
@@ -16,7 +19,11 @@ SECRET_SETTINGS = (
     "STRIPE_SECRET_KEY",
     "SECRET_KEY",
     "EMAIL_HOST_PASSWORD",
+    "SENTRY_DSN",
 )
+# A check-in URL's path is its credential (https://hc-ping.com/<uuid>); shorter paths are
+# ordinary words ("/ping"), not secrets.
+MIN_SECRET_PATH_LENGTH = 16
 SENSITIVE_KEY = re.compile(
     r"secret|password|passwd|api[_-]?key|apikey|authorization|auth[_-]?token|access[_-]?token|cookie",
     re.IGNORECASE,
@@ -28,13 +35,27 @@ CREDENTIAL_PATTERNS = re.compile(
 
 
 def configured_secrets():
-    values = (getattr(settings, name, "") for name in SECRET_SETTINGS)
+    values = [getattr(settings, name, "") for name in SECRET_SETTINGS]
+    values.extend(_ping_url_secrets())
     # Very short values would mask ordinary words; no real secret is that short.
     return sorted(
         {value for value in values if isinstance(value, str) and len(value) >= 6},
         key=len,
         reverse=True,
     )
+
+
+def _ping_url_secrets():
+    """Each job's CRON_PING_URL_<JOB>, and the path in it, which alone lets anyone ping."""
+    for job in JOBS.values():
+        url = getattr(settings, job.setting_name("PING_URL"), "")
+        if not isinstance(url, str) or not url:
+            continue
+        yield url
+        yield url.rstrip("/")
+        path = urlsplit(url).path.strip("/")
+        if len(path) >= MIN_SECRET_PATH_LENGTH:
+            yield path
 
 
 def redact_text(text):

@@ -5,7 +5,8 @@ For each run it checks the job is not paused, takes the job's lock, records the 
 `JobRun` with the job's max runtime, decides the outcome from what the service reports,
 writes exactly one CRON_RUN (success or degraded) or CRON_ERROR row, and tells ADMINS when
 the job's state changes. A run that cannot get going (paused, already running) writes one
-CRON_SKIPPED row instead.
+CRON_SKIPPED row instead. Check-in pings, Sentry check-ins and the run counters behind the
+metrics go out from `cronlogs.outside_signals`, at the start and the end of a run.
 
 Outcomes (SPEC §9): a run fails when the service raises (a provider refusing our
 credentials, a max runtime exceeded, a bug) or when it attempted items and every one failed
@@ -25,8 +26,9 @@ from cronlogs import logger
 from cronlogs.alerts import review_alerts
 from cronlogs.jobs import get_job
 from cronlogs.locks import job_lock
+from cronlogs.outside_signals import OutsideSignals
 from cronlogs.pausing import current_pause
-from cronlogs.redaction import redact_text
+from cronlogs.redaction import redact, redact_text
 from cronlogs.status import State, all_job_statuses, job_status
 from cronlogs.work import JobRun
 
@@ -170,6 +172,8 @@ class _Run:
         self.triggered_by = by
         self.task = task
         self.run_id = None if dry_run else uuid.uuid4().hex
+        # Pings, Sentry check-ins, run counters: what the world outside hears of the run.
+        self.signals = OutsideSignals(job, self.run_id, dry_run=dry_run)
 
     def _where(self):
         return {"host": socket.gethostname(), "pid": os.getpid()}
@@ -186,7 +190,7 @@ class _Run:
             detail,
             self._context(startTime=logger.iso_utc(timezone.now()), skipReason=reason, **extra),
         )
-        return RunResult(
+        result = RunResult(
             job=self.job.name,
             status=RunStatus.SKIPPED,
             trigger=self.trigger,
@@ -195,6 +199,8 @@ class _Run:
             skip_detail=detail,
             log_id=row.pk,
         )
+        self.signals.finished(result)
+        return result
 
     def execute(self):
         stats = {}
@@ -222,6 +228,7 @@ class _Run:
                         **self._where(),
                     ),
                 )
+                self.signals.started()
             (self.task or self.job.function)(work)
             if work.every_attempt_failed and not self.dry_run:
                 failure = EveryItemFailed(
@@ -269,9 +276,9 @@ class _Run:
             duration_ms=duration_ms,
             start_time=logger.iso_utc(started),
             end_time=logger.iso_utc(timezone.now()),
-            stats=stats,
+            stats=redact(stats),
             error=redact_text(logger.error_message(failure)) if failure else None,
-            details=_details(work),
+            details=redact(_details(work)),
         )
         if self.dry_run:
             return result
@@ -292,6 +299,7 @@ class _Run:
             level = logger.Level.WARNING if status == RunStatus.DEGRADED else None
             row = logger.log_cron_run(self.job.name, items, duration_ms, context, level=level)
         result.log_id = row.pk
+        self.signals.finished(result, failure)
         return result
 
 

@@ -5,7 +5,8 @@ Schedules are read in UTC (Django's TIME_ZONE here), the time zone the servers' 
 use too; `docs/CRON_SCHEDULE.md` says how to make sure of it.
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from cron_descriptor import Options, get_description
 from croniter import croniter
@@ -48,6 +49,28 @@ def last_due(expression, *, now):
     """The latest scheduled time at or before `now`."""
     # croniter's get_prev is strictly before its start, so start a second later.
     return croniter(expression, timezone.localtime(now) + timedelta(seconds=1)).get_prev(type(now))
+
+
+# Long enough to see a weekly pattern (weekdays only, a weekly run) whole.
+PERIOD_HORIZON = timedelta(days=8)
+PERIOD_REFERENCE = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@lru_cache(maxsize=64)
+def longest_gap(expression):
+    """The longest time between two consecutive runs of the schedule: its period for a
+    regular one ("*/5 * * * *": 5 min), the weekend for "0 9 * * 1-5" (3 days).
+
+    A pure function of the expression (read over eight days, or three runs for a rarer
+    schedule, from a fixed Monday), so every process gives the same answer.
+    """
+    runs = croniter(expression, PERIOD_REFERENCE.timestamp())
+    end = (PERIOD_REFERENCE + PERIOD_HORIZON).timestamp()
+    previous, gap, seen = runs.get_next(float), 0.0, 1
+    while previous < end or seen < 3:
+        current = runs.get_next(float)
+        gap, previous, seen = max(gap, current - previous), current, seen + 1
+    return timedelta(seconds=gap)
 
 
 def overdue_grace():

@@ -4,8 +4,9 @@
 `Authorization: Bearer <secret>` or `X-Cron-Secret: <secret>`; the query string is never
 read. `GET` on the same URL (readiness) and `GET /api/cron/health` answer anyone with each
 job's state and health; the details behind them (error texts, missing setting names, where
-a stuck run runs) only a caller presenting the secret sees. Every answer is JSON, errors and
-refused methods included.
+a stuck run runs) only a caller presenting the secret sees. `GET /api/cron/metrics` is the
+Prometheus scrape, for the secret only (cronlogs.metrics). Every answer is JSON, errors and
+refused methods included, except the metrics themselves.
 """
 
 import hmac
@@ -13,12 +14,13 @@ import logging
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from cronlogs.alerts import review_alerts
 from cronlogs.cron_secret import MAX_SECRET_LENGTH, secret_is_usable
 from cronlogs.jobs import JOBS
+from cronlogs.metrics import render_metrics
 from cronlogs.runner import RunStatus, SkipReason, run_job
 from cronlogs.status import all_job_statuses, job_status
 
@@ -150,3 +152,32 @@ def cron_health(request):
         },
         status=503 if culprits else 200,
     )
+
+
+@csrf_exempt
+def cron_metrics(request):
+    """The jobs' Prometheus metrics, for a scraper presenting the cron secret (Prometheus'
+    `authorization` config sends it as a Bearer token)."""
+    if request.method not in ("GET", "HEAD"):
+        return _method_not_allowed(request, ["GET"])
+    if not settings.CRON_SECRET:
+        return _error(503, "not_configured", "CRON_SECRET is not set on the server.")
+    if not secret_matches(request, settings.CRON_SECRET):
+        logger.warning("Refused GET /api/cron/metrics: missing or wrong secret")
+        response = _error(
+            401,
+            "unauthorized",
+            "Send the secret as 'Authorization: Bearer <CRON_SECRET>' or 'X-Cron-Secret'.",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="callastar-jobs"'
+        return response
+    try:
+        body, content_type = render_metrics(request.headers.get("Accept", ""))
+    except DatabaseError:
+        # An answer (Prometheus records the failed scrape), not a server error to email
+        # ADMINS about every 15 seconds.
+        logger.warning("GET /api/cron/metrics: database unavailable", exc_info=True)
+        return _error(503, "database_unavailable", "The metrics could not be read.")
+    response = HttpResponse(body, content_type=content_type)
+    response["Cache-Control"] = "no-store"
+    return response
