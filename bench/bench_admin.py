@@ -83,6 +83,17 @@ def insert(start, stop):
         cursor.execute('VACUUM ANALYZE "Log"')
 
 
+def at_both_sizes(measure):
+    """(what `measure()` says at SMALL Log rows, what it says at BIG), the table filled
+    anew for the first."""
+    with connection.cursor() as cursor:
+        cursor.execute('TRUNCATE "Log" RESTART IDENTITY')
+    insert(1, SMALL)
+    small = measure()
+    insert(SMALL + 1, BIG)
+    return small, measure()
+
+
 def time_pages(client):
     timings = {}
     for name, url in pages():
@@ -115,12 +126,7 @@ def run():
     with plain_pages:
         client = Client()
         client.force_login(user)
-        with connection.cursor() as cursor:
-            cursor.execute('TRUNCATE "Log" RESTART IDENTITY')
-        insert(1, SMALL)
-        small = time_pages(client)
-        insert(SMALL + 1, BIG)
-        big = time_pages(client)
+        small, big = at_both_sizes(lambda: time_pages(client))
     user.delete()
     return [
         Row(

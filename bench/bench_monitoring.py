@@ -21,7 +21,7 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext, setup_test_environment
 
-from bench.bench_admin import BIG, SMALL, insert
+from bench.bench_admin import BIG, SMALL, at_both_sizes
 from bench.harness import Row, Timer
 
 REPEAT = int(os.environ.get("BENCH_REPEAT", "21"))
@@ -64,12 +64,7 @@ def run():
     setup_test_environment()
     with override_settings(CRON_SECRET=SECRET, SECURE_SSL_REDIRECT=False, ADMINS=[]):
         client = Client()
-        with connection.cursor() as cursor:
-            cursor.execute('TRUNCATE "Log" RESTART IDENTITY')
-        insert(1, SMALL)
-        small = time_endpoints(client)
-        insert(SMALL + 1, BIG)
-        big = time_endpoints(client)
+        small, big = at_both_sizes(lambda: time_endpoints(client))
     return [
         Row(
             f"monitoring: {name}",

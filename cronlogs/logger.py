@@ -75,40 +75,57 @@ def log_cron_run(cron_type, items_processed, duration, additional_context=None, 
     )
 
 
+def succeeded(type, message, keys, additional_context=None, *, level=Level.INFO, save=True):
+    """A row of status SUCCESS: `keys` first in its context, then the additional context."""
+    return write_log(
+        save=save,
+        type=type,
+        status=Status.SUCCESS,
+        level=level,
+        message=message,
+        context={**keys, **(additional_context or {})},
+    )
+
+
+def failed(type, message, keys, error, additional_context=None, *, level=Level.ERROR, save=True):
+    """A row of status ERROR: the message ends with the error's one-line description,
+    the context holds it as `error`, and the row's `error` its traceback (if any)."""
+    return write_log(
+        save=save,
+        type=type,
+        status=Status.ERROR,
+        level=level,
+        message=f"{message}: {error_message(error)}",
+        context={**keys, **(additional_context or {}), "error": error_message(error)},
+        error=error_detail(error),
+    )
+
+
 def log_cron_error(cron_type, error, additional_context=None):
-    context = {"cronType": cron_type, **(additional_context or {}), "error": error_message(error)}
+    context = dict(additional_context or {})
     if "duration" in context:
         context.update(duration_fields(context["duration"]))
-    return write_log(
-        type=Type.CRON_ERROR,
-        status=Status.ERROR,
-        level=Level.ERROR,
-        message=f"Cron job failed: {cron_type}: {error_message(error)}",
-        context=context,
-        error=error_detail(error),
+    return failed(
+        Type.CRON_ERROR, f"Cron job failed: {cron_type}", {"cronType": cron_type}, error, context
     )
 
 
 def log_cron_started(cron_type, additional_context=None):
     """A run that holds its job's lock and is about to start work."""
-    context = {"cronType": cron_type, **(additional_context or {})}
+    context = additional_context or {}
     where = f" on {context['host']} (pid {context['pid']})" if "host" in context else ""
-    return write_log(
-        type=Type.CRON_STARTED,
-        status=Status.SUCCESS,
-        level=Level.INFO,
-        message=f"Cron job started: {cron_type}{where}",
-        context=context,
+    return succeeded(
+        Type.CRON_STARTED, f"Cron job started: {cron_type}{where}", {"cronType": cron_type}, context
     )
 
 
 def log_cron_skipped(cron_type, reason, additional_context=None):
-    return write_log(
-        type=Type.CRON_SKIPPED,
-        status=Status.SUCCESS,
+    return succeeded(
+        Type.CRON_SKIPPED,
+        f"Cron job skipped: {cron_type} ({reason})",
+        {"cronType": cron_type, "reason": reason},
+        additional_context,
         level=Level.WARNING,
-        message=f"Cron job skipped: {cron_type} ({reason})",
-        context={"cronType": cron_type, "reason": reason, **(additional_context or {})},
     )
 
 
@@ -123,89 +140,41 @@ def log_cron_ping_failed(cron_type, ping, error, additional_context=None):
     )
 
 
+def _about_email(booking_id, user_id, email_type):
+    return {"bookingId": booking_id, "userId": user_id, "emailType": email_type}
+
+
 def log_email_sent(booking_id, user_id, email_type, additional_context=None, save=True):
-    return write_log(
-        save=save,
-        type=Type.EMAIL_SENT,
-        status=Status.SUCCESS,
-        level=Level.INFO,
-        message=f"Email sent: {email_type} for booking {booking_id}",
-        context={
-            "bookingId": booking_id,
-            "userId": user_id,
-            "emailType": email_type,
-            **(additional_context or {}),
-        },
-    )
+    message = f"Email sent: {email_type} for booking {booking_id}"
+    keys = _about_email(booking_id, user_id, email_type)
+    return succeeded(Type.EMAIL_SENT, message, keys, additional_context, save=save)
 
 
 def log_email_error(booking_id, user_id, email_type, error, additional_context=None, save=True):
-    return write_log(
-        save=save,
-        type=Type.EMAIL_ERROR,
-        status=Status.ERROR,
-        level=Level.ERROR,
-        message=f"Email failed: {email_type} for booking {booking_id}: {error_message(error)}",
-        context={
-            "bookingId": booking_id,
-            "userId": user_id,
-            "emailType": email_type,
-            **(additional_context or {}),
-            "error": error_message(error),
-        },
-        error=error_detail(error),
-    )
+    message = f"Email failed: {email_type} for booking {booking_id}"
+    keys = _about_email(booking_id, user_id, email_type)
+    return failed(Type.EMAIL_ERROR, message, keys, error, additional_context, save=save)
 
 
 def log_daily_room_deleted(room_id, booking_id, additional_context=None, save=True):
-    return write_log(
-        save=save,
-        type=Type.DAILY_ROOM_DELETED,
-        status=Status.SUCCESS,
-        level=Level.INFO,
-        message=f"Daily room deleted: {room_id} (booking {booking_id})",
-        context={"roomId": room_id, "bookingId": booking_id, **(additional_context or {})},
-    )
+    message = f"Daily room deleted: {room_id} (booking {booking_id})"
+    keys = {"roomId": room_id, "bookingId": booking_id}
+    return succeeded(Type.DAILY_ROOM_DELETED, message, keys, additional_context, save=save)
 
 
 def log_daily_room_error(room_id, booking_id, error, additional_context=None, save=True):
-    return write_log(
-        save=save,
-        type=Type.DAILY_ROOM_ERROR,
-        status=Status.ERROR,
-        level=Level.ERROR,
-        message=f"Daily room error: {room_id} (booking {booking_id}): {error_message(error)}",
-        context={
-            "roomId": room_id,
-            "bookingId": booking_id,
-            **(additional_context or {}),
-            "error": error_message(error),
-        },
-        error=error_detail(error),
-    )
+    message = f"Daily room error: {room_id} (booking {booking_id})"
+    keys = {"roomId": room_id, "bookingId": booking_id}
+    return failed(Type.DAILY_ROOM_ERROR, message, keys, error, additional_context, save=save)
 
 
 def log_payout_success(payout_id, creator_id, additional_context=None):
-    return write_log(
-        type=Type.PAYOUT_SUCCESS,
-        status=Status.SUCCESS,
-        level=Level.INFO,
-        message=f"Payout {payout_id} for creator {creator_id} succeeded",
-        context={"payoutId": payout_id, "creatorId": creator_id, **(additional_context or {})},
-    )
+    message = f"Payout {payout_id} for creator {creator_id} succeeded"
+    keys = {"payoutId": payout_id, "creatorId": creator_id}
+    return succeeded(Type.PAYOUT_SUCCESS, message, keys, additional_context)
 
 
 def log_payout_error(payout_id, creator_id, error, additional_context=None, level=Level.ERROR):
-    return write_log(
-        type=Type.PAYOUT_ERROR,
-        status=Status.ERROR,
-        level=level,
-        message=f"Payout {payout_id} for creator {creator_id} failed: {error_message(error)}",
-        context={
-            "payoutId": payout_id,
-            "creatorId": creator_id,
-            **(additional_context or {}),
-            "error": error_message(error),
-        },
-        error=error_detail(error),
-    )
+    message = f"Payout {payout_id} for creator {creator_id} failed"
+    keys = {"payoutId": payout_id, "creatorId": creator_id}
+    return failed(Type.PAYOUT_ERROR, message, keys, error, additional_context, level=level)

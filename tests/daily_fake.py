@@ -36,6 +36,8 @@ from urllib.parse import unquote, urlsplit
 
 import responses
 
+from tests.local_http import serving_json
+
 TEST_API_KEY = "daily-test-key-0123456789"
 BATCH_MAX = 1000
 # (requests, seconds) per sliding window, by rate-limit class.
@@ -194,38 +196,8 @@ def served_daily(fake=None):
     """`fake` (a new FakeDaily if None) served over HTTP on 127.0.0.1; yields (fake, URL)."""
     fake = fake or FakeDaily()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as Daily's API does
-        # Headers and body go out in two writes: without this, Nagle's algorithm and the
-        # client's delayed ACK add ~40 ms to every answer.
-        disable_nagle_algorithm = True
-
-        def _answer(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, headers, payload = fake.handle(self.command, self.path, self.headers, body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            for key, value in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_DELETE = do_POST = _answer
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_json(fake.handle) as url:
+        yield fake, f"{url}/v1"
 
 
 # --- A scripted server, for the client's tests of waiting -------------------------------

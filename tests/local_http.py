@@ -1,7 +1,11 @@
-"""A real HTTP server on 127.0.0.1 that records what it receives and answers as told: the
-stand-in for the check-in ping service and for Sentry's ingest endpoint."""
+"""Real HTTP servers on 127.0.0.1 for the tests and the benches: one that records what it
+receives and answers as told (the stand-in for the check-in ping service and for Sentry's
+ingest endpoint), and `serving_json`, which serves a fake provider API (Stripe, Daily)."""
 
+import json
 import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -90,3 +94,45 @@ class running_server:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+
+@contextmanager
+def serving_json(handle, *, answer_delay=0.0):
+    """Serve a fake API over HTTP/1.1 keep-alive on 127.0.0.1 until the block ends;
+    yields its base URL. `handle(method, path, headers, body)` returns (status, headers,
+    JSON body); every answer waits `answer_delay` seconds, as a provider across a network
+    would."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without this, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every keep-alive answer.
+        disable_nagle_algorithm = True
+
+        def _answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            status, headers, payload = handle(self.command, self.path, self.headers, body)
+            data = json.dumps(payload).encode()
+            if answer_delay:
+                time.sleep(answer_delay)
+            self.send_response(status)
+            for name, value in {**headers, "Content-Type": "application/json"}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_DELETE = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

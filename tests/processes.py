@@ -104,3 +104,14 @@ def race(code, envs, workdir, timeout=120, args=None):
     return [
         (child.returncode, out, err) for child, (out, err) in zip(children, outputs, strict=True)
     ]
+
+
+def refused_in_one_line(variable, env, command=("check",)):
+    """Run `manage.py command` with `env`; check it refused to start, without a traceback,
+    in one line naming `variable`, and return that line."""
+    finished = run_manage(list(command), env)
+    assert finished.returncode == 1, finished
+    assert "Traceback" not in finished.stderr
+    named = [line for line in finished.stderr.splitlines() if variable in line]
+    assert len(named) == 1, finished.stderr
+    return named[0]

@@ -21,10 +21,11 @@ import re
 import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 import responses
+
+from tests.local_http import serving_json
 
 TEST_SECRET_KEY = "sk_test_fakeStripeKey0123456789"
 
@@ -284,37 +285,8 @@ def served_stripe(fake=None, *, answer_delay=0.0):
     seconds (as Stripe across a network would); yields (fake, base URL)."""
     fake = fake or FakeStripe()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in two writes; without this, Nagle's algorithm and the
-        # client's delayed ACK add ~40 ms to every keep-alive request.
-        disable_nagle_algorithm = True
+    def handle(method, path, headers, body):
+        return fake.handle(method, path, headers, body.decode())
 
-        def _answer(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode() if length else ""
-            status, headers, payload = fake.handle(self.command, self.path, self.headers, body)
-            data = json.dumps(payload).encode()
-            if answer_delay:
-                time.sleep(answer_delay)
-            self.send_response(status)
-            for name, value in {**headers, "Content-Type": "application/json"}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_json(handle, answer_delay=answer_delay) as url:
+        yield fake, url

@@ -50,41 +50,21 @@ def test_it_escapes_names_in_the_html_part():
     assert "<script>alert(1)</script>" in email.text
 
 
+def utc(*parts):
+    return datetime(*parts, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     ("moment", "zone", "expected"),
     [
         # Paris springs forward at 01:00 UTC on 31 March 2024.
-        (
-            datetime(2024, 3, 31, 0, 30, tzinfo=UTC),
-            "Europe/Paris",
-            "Sunday, 31 March 2024 at 01:30 CET",
-        ),
-        (
-            datetime(2024, 3, 31, 1, 30, tzinfo=UTC),
-            "Europe/Paris",
-            "Sunday, 31 March 2024 at 03:30 CEST",
-        ),
+        (utc(2024, 3, 31, 0, 30), "Europe/Paris", "Sunday, 31 March 2024 at 01:30 CET"),
+        (utc(2024, 3, 31, 1, 30), "Europe/Paris", "Sunday, 31 March 2024 at 03:30 CEST"),
         # New York falls back at 06:00 UTC on 3 November 2024: 01:30 happens twice.
-        (
-            datetime(2024, 11, 3, 5, 30, tzinfo=UTC),
-            "America/New_York",
-            "Sunday, 3 November 2024 at 01:30 EDT",
-        ),
-        (
-            datetime(2024, 11, 3, 6, 30, tzinfo=UTC),
-            "America/New_York",
-            "Sunday, 3 November 2024 at 01:30 EST",
-        ),
-        (
-            datetime(2024, 12, 31, 14, 30, tzinfo=UTC),
-            "Asia/Tokyo",
-            "Tuesday, 31 December 2024 at 23:30 JST",
-        ),
-        (
-            datetime(2024, 12, 31, 14, 30, tzinfo=UTC),
-            "Not/A_Zone",
-            "Tuesday, 31 December 2024 at 14:30 UTC",
-        ),
+        (utc(2024, 11, 3, 5, 30), "America/New_York", "Sunday, 3 November 2024 at 01:30 EDT"),
+        (utc(2024, 11, 3, 6, 30), "America/New_York", "Sunday, 3 November 2024 at 01:30 EST"),
+        (utc(2024, 12, 31, 14, 30), "Asia/Tokyo", "Tuesday, 31 December 2024 at 23:30 JST"),
+        (utc(2024, 12, 31, 14, 30), "Not/A_Zone", "Tuesday, 31 December 2024 at 14:30 UTC"),
     ],
 )
 def test_it_shows_the_time_in_the_recipients_zone_across_dst(moment, zone, expected):
