@@ -96,16 +96,8 @@ def send_due_reminders(run):
     run catches up and a moved call is reminded again."""
     now, stats = run.now, run.stats
     min_time, max_time = due_window(now=now)
-    stats.update(
-        totalBookings=0,
-        emailsSent=0,
-        emailsFailed=0,
-        emailsSkipped=0,
-        alreadySent=0,
-        emailsDeferred=0,
-        timeWindow={"minTime": iso_utc(min_time), "maxTime": iso_utc(max_time)},
-        itemsProcessed=0,
-    )
+    _start_counting(stats, totalBookings=0)
+    stats["timeWindow"] = {"minTime": iso_utc(min_time), "maxTime": iso_utc(max_time)}
     due = Booking.objects.filter(due_bookings_filter(now=now)).filter(open_reminders_filter())
     if run.dry_run:
         plan_reminders(due, run=run)
@@ -118,6 +110,13 @@ def send_due_reminders(run):
         ) from smtp_error
 
 
+def _start_counting(stats, **first):
+    stats.update(first)
+    for key in ("emailsSent", "emailsFailed", "emailsSkipped", "alreadySent", "emailsDeferred"):
+        stats[key] = 0
+    stats["itemsProcessed"] = 0
+
+
 def remind_bookings_now(run, *, booking_ids):
     """Send the reminders of the given bookings now (the admin's "send reminder now").
 
@@ -126,16 +125,7 @@ def remind_bookings_now(run, *, booking_ids):
     """
     stats = run.stats
     pks = sorted(set(booking_ids))
-    stats.update(
-        totalBookings=len(pks),
-        skipped=0,
-        emailsSent=0,
-        emailsFailed=0,
-        emailsSkipped=0,
-        alreadySent=0,
-        emailsDeferred=0,
-        itemsProcessed=0,
-    )
+    _start_counting(stats, totalBookings=len(pks), skipped=0)
     eligible = Booking.objects.filter(
         pk__in=pks, status=Booking.Status.CONFIRMED, starts_at__gt=run.now
     )

@@ -124,37 +124,40 @@ class JobsPageAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:cronlogs_cronjob_changelist"))
 
     def run_view(self, request, job_name):
-        refused = self._checked_post(request, job_name)
-        if refused:
-            return refused
-        result = run_as_staff(request, job_name)
-        self.message_user(request, run_message(result), MESSAGE_LEVELS.get(result.status))
-        return self._back()
+        return self._staff_post(request, job_name, self._run)
 
     def pause_view(self, request, job_name):
+        return self._staff_post(request, job_name, self._pause)
+
+    def resume_view(self, request, job_name):
+        return self._staff_post(request, job_name, self._resume)
+
+    def _staff_post(self, request, job_name, act):
+        """A Jobs page button: a POST by staff with the run permission, about a known job;
+        `act` says what happened, then back to the page."""
         refused = self._checked_post(request, job_name)
         if refused:
             return refused
+        self.message_user(request, *act(request, job_name))
+        return self._back()
+
+    def _run(self, request, job_name):
+        result = run_as_staff(request, job_name)
+        return run_message(result), MESSAGE_LEVELS.get(result.status)
+
+    def _pause(self, request, job_name):
         try:
             pause_job(job_name, by=staff_name(request), reason=request.POST.get("reason", ""))
         except PauseError as exc:
-            self.message_user(request, f"{job_name} was not paused: {exc}", messages.ERROR)
-            return self._back()
-        self.message_user(
-            request,
+            return f"{job_name} was not paused: {exc}", messages.ERROR
+        return (
             f"{job_name} is paused: every trigger now does nothing until it is resumed.",
             messages.WARNING,
         )
-        return self._back()
 
-    def resume_view(self, request, job_name):
-        refused = self._checked_post(request, job_name)
-        if refused:
-            return refused
+    def _resume(self, request, job_name):
         try:
             resume_job(job_name, by=staff_name(request))
         except PauseError as exc:
-            self.message_user(request, str(exc), messages.WARNING)
-            return self._back()
-        self.message_user(request, f"{job_name} is resumed.", messages.SUCCESS)
-        return self._back()
+            return str(exc), messages.WARNING
+        return f"{job_name} is resumed.", messages.SUCCESS

@@ -184,21 +184,17 @@ class JobStatus:
 
     @property
     def state(self):
-        if self.stuck:
-            return State.STUCK
-        if self.interrupted:
-            return State.INTERRUPTED
-        if self.failing:
-            return State.FAILING
-        if self.pause is not None:
-            return State.PAUSED
-        if self.overdue:
-            return State.OVERDUE
-        if self.degraded:
-            return State.DEGRADED
-        if self.last_finished is not None:
-            return State.OK
-        return State.NEVER_RUN
+        # The first that holds, in order: what most needs a person's eyes first.
+        ladder = (
+            (self.stuck, State.STUCK),
+            (self.interrupted, State.INTERRUPTED),
+            (self.failing, State.FAILING),
+            (self.pause is not None, State.PAUSED),
+            (self.overdue, State.OVERDUE),
+            (self.degraded, State.DEGRADED),
+            (self.last_finished is not None, State.OK),
+        )
+        return next((state for holds, state in ladder if holds), State.NEVER_RUN)
 
     @property
     def healthy(self):

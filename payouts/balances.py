@@ -18,21 +18,19 @@ class AccountBook:
         self._balances = {}
 
     def account(self, creator):
-        if not self.ask_stripe:
-            return None
-        account_id = creator.stripe_account_id
-        if account_id not in self._accounts:
-            self._accounts[account_id] = stripe_client.retrieve_account(account_id)
-        return self._accounts[account_id]
+        return self._read(self._accounts, stripe_client.retrieve_account, creator)
 
     def balance(self, creator):
         """Available minor units by currency ({"EUR": 12345}), after this run's payouts."""
+        return self._read(self._balances, stripe_client.retrieve_balance, creator)
+
+    def _read(self, cache, retrieve, creator):
         if not self.ask_stripe:
             return None
         account_id = creator.stripe_account_id
-        if account_id not in self._balances:
-            self._balances[account_id] = stripe_client.retrieve_balance(account_id)
-        return self._balances[account_id]
+        if account_id not in cache:
+            cache[account_id] = retrieve(account_id)
+        return cache[account_id]
 
     def debit(self, creator, currency, minor_units):
         balance = self._balances.get(creator.stripe_account_id)
