@@ -193,6 +193,10 @@ STRIPE_TIMEOUT_SECONDS = config.number(
 STRIPE_MAX_NETWORK_RETRIES = config.whole_number(
     "STRIPE_MAX_NETWORK_RETRIES", default=2, unit="retries", minimum=0, maximum=20
 )
+# reconcile-payouts compares the Stripe payouts of the last N days with ours.
+PAYOUT_RECONCILE_DAYS = config.whole_number(
+    "PAYOUT_RECONCILE_DAYS", default=30, unit="days", minimum=1, maximum=3650
+)
 
 # Log retention in days per level; CRITICAL rows are never deleted. A hundred years at
 # most: far more and the cut-off date falls before year 1.
