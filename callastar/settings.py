@@ -193,6 +193,8 @@ STRIPE_TIMEOUT_SECONDS = config.number(
 STRIPE_MAX_NETWORK_RETRIES = config.whole_number(
     "STRIPE_MAX_NETWORK_RETRIES", default=2, unit="retries", minimum=0, maximum=20
 )
+# The webhook endpoint's signing secret (whsec_...); POST /api/stripe/webhook is 503 without it.
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 # reconcile-payouts compares the Stripe payouts of the last N days with ours.
 PAYOUT_RECONCILE_DAYS = config.whole_number(
     "PAYOUT_RECONCILE_DAYS", default=30, unit="days", minimum=1, maximum=3650
