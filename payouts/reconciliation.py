@@ -58,7 +58,6 @@ class OurPayout:
 
     pk: int
     creator_id: int
-    account_id: str | None
     amount: Decimal
     currency: str
     status: str
@@ -71,7 +70,6 @@ class OurPayout:
     FIELDS = (
         "pk",
         "creator_id",
-        "creator__stripe_account_id",
         "amount",
         "currency",
         "status",
@@ -96,11 +94,11 @@ def mismatch(kind, detail, *, remote, payout=None):
     return Finding("mismatch", payout=payout, remote=remote, mismatch=kind, detail=detail)
 
 
-def plan_account(account_id, remote_payouts, known, unconfirmed, *, now):
-    """What to do about one account. `remote_payouts` is every Stripe payout listed on it,
-    `known` maps ids to our payouts (at least those the list names by metadata.payoutId),
-    `unconfirmed` is our PROCESSING payouts on the account with no Stripe id. Looks only
-    at its arguments."""
+def plan_account(creator_id, account_id, remote_payouts, known, unconfirmed, *, now):
+    """What to do about one account, the Stripe account `account_id` of creator
+    `creator_id`. `remote_payouts` is every Stripe payout listed on it, `known` maps ids
+    to our payouts (at least those the list names by metadata.payoutId), `unconfirmed` is
+    our PROCESSING payouts of the creator with no Stripe id. Looks only at its arguments."""
     by_id = known
     findings, seen = [], {}
     for remote in remote_payouts:
@@ -118,7 +116,7 @@ def plan_account(account_id, remote_payouts, known, unconfirmed, *, now):
                 )
             )
             continue
-        findings.append(_match(account_id, payout, remote, seen))
+        findings.append(_match(creator_id, account_id, payout, remote, seen))
         seen.setdefault(payout.pk, remote.id)
     for payout in unconfirmed:
         if payout.pk in seen:
@@ -130,12 +128,12 @@ def plan_account(account_id, remote_payouts, known, unconfirmed, *, now):
     return findings
 
 
-def _match(account_id, payout, remote, seen):
-    if payout.account_id != account_id:
+def _match(creator_id, account_id, payout, remote, seen):
+    if payout.creator_id != creator_id:
         return mismatch(
             "account",
             f"Stripe payout {remote.id} on {account_id} names payout #{payout.pk}, which is "
-            f"for {payout.account_id or 'a creator without an account'}",
+            f"creator {payout.creator_id}'s, not this account's",
             remote=remote,
             payout=payout,
         )
@@ -212,38 +210,38 @@ def accounts_to_check(*, now):
 
 def our_payouts(listed):
     """What `plan_account` needs about a batch of listed accounts, `[(creator id, account
-    id, Stripe payouts)]`: ({id: OurPayout} for every payout the lists name, {account id:
-    [its unconfirmed payouts]}), in one query per ID_BATCH ids (on the primary key and the
-    creator indexes)."""
-    named = sorted(
-        {
-            int(value)
-            for _, _, remote in listed
-            for value in (p.metadata.get("payoutId") for p in remote)
-            if value is not None and value.isdigit() and len(value) < 19
-        }
-    )
-    unconfirmed = Q(
-        creator_id__in=[creator_id for creator_id, _, _ in listed],
-        status=Status.PROCESSING,
-        stripe_payout_id__isnull=True,
-    )
-    known, by_account = {}, {account_id: [] for _, account_id, _ in listed}
-    for start in range(0, max(len(named), 1), ID_BATCH):
-        wanted = Q(pk__in=named[start : start + ID_BATCH])
-        rows = Payout.objects.filter(wanted | unconfirmed if start == 0 else wanted)
-        rows = rows.annotate(
-            claimed=Case(
-                When(UNCONFIRMED, then=Coalesce("claimed_at", "approved_at", "requested_at")),
-                default=None,
-            )
-        )
-        for row in rows.values_list(*OurPayout.FIELDS):
-            payout = OurPayout(*row)
-            known[payout.pk] = payout
-            if payout.status == Status.PROCESSING and not payout.stripe_payout_id:
-                by_account.setdefault(payout.account_id, []).append(payout)
-    return known, by_account
+    id, since, Stripe payouts)]`: ({id: OurPayout} for every payout the lists name, {creator
+    id: [its unconfirmed payouts]}).
+
+    One query reads the batch's creators' payouts claimed since the earliest listing start,
+    and their unconfirmed ones (on the creator index); the few payouts the lists name
+    beyond those (older, or another creator's) come by primary key, ID_BATCH at a time."""
+    creators = [creator_id for creator_id, _, _, _ in listed]
+    since = min(start for _, _, start, _ in listed)
+    known, by_creator = {}, {creator_id: [] for creator_id in creators}
+    recent = Q(creator_id__in=creators) & (Q(claimed_at__gte=since) | UNCONFIRMED)
+    _read(Payout.objects.filter(recent), known, by_creator)
+    named = {
+        int(value)
+        for _, _, _, remote in listed
+        for value in (p.metadata.get("payoutId") for p in remote)
+        if value is not None and value.isdigit() and len(value) < 19
+    }
+    missing = sorted(named - known.keys())
+    for start in range(0, len(missing), ID_BATCH):
+        wanted = Payout.objects.filter(pk__in=missing[start : start + ID_BATCH])
+        _read(wanted, known, by_creator)
+    return known, by_creator
+
+
+def _read(payouts, known, by_creator):
+    claimed = Coalesce("claimed_at", "approved_at", "requested_at")
+    rows = payouts.annotate(claimed=Case(When(UNCONFIRMED, then=claimed), default=None))
+    for row in rows.values_list(*OurPayout.FIELDS):
+        payout = OurPayout(*row)
+        known[payout.pk] = payout
+        if payout.status == Status.PROCESSING and not payout.stripe_payout_id:
+            by_creator.setdefault(payout.creator_id, []).append(payout)
 
 
 def batches(items, size):
@@ -280,11 +278,16 @@ def reconcile_payouts(run):
             run.check_time()
             remote = list_account(run, account_id, since)
             if remote is not None:
-                listed.append((creator_id, account_id, remote))
+                listed.append((creator_id, account_id, since, remote))
         known, unconfirmed = our_payouts(listed) if listed else ({}, {})
-        for _creator_id, account_id, remote in listed:
+        for creator_id, account_id, _since, remote in listed:
             findings = plan_account(
-                account_id, remote, known, unconfirmed.get(account_id, []), now=run.now
+                creator_id,
+                account_id,
+                remote,
+                known,
+                unconfirmed.get(creator_id, []),
+                now=run.now,
             )
             for finding in findings:
                 if run.dry_run:
