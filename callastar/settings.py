@@ -205,6 +205,12 @@ PAYOUT_MINIMUMS = config.minimums("PAYOUT_MINIMUMS", default="eur=10,usd=10,gbp=
 STRIPE_CONCURRENCY = config.whole_number(
     "STRIPE_CONCURRENCY", default=4, unit="creators in flight", minimum=1, maximum=16
 )
+# The webhook endpoint's signing secret (whsec_...); POST /api/stripe/webhook is 503 without it.
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# reconcile-payouts compares the Stripe payouts of the last N days with ours.
+PAYOUT_RECONCILE_DAYS = config.whole_number(
+    "PAYOUT_RECONCILE_DAYS", default=30, unit="days", minimum=1, maximum=3650
+)
 
 # Log retention in days per level; CRITICAL rows are never deleted. A hundred years at
 # most: far more and the cut-off date falls before year 1.

@@ -8,4 +8,5 @@ admin.site.index_title = "Back office"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("cronlogs.urls")),
+    path("", include("payouts.urls")),
 ]

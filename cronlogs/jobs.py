@@ -167,6 +167,14 @@ JOBS = {
             required_settings=("DAILY_API_KEY",),
         ),
         Job(
+            name="reconcile-payouts",
+            service="payouts.reconciliation.reconcile_payouts",
+            description="Matches our payouts to the Stripe payouts of each connected account.",
+            default_schedule="0 4 * * *",
+            default_max_runtime_minutes=60,
+            required_settings=("STRIPE_SECRET_KEY",),
+        ),
+        Job(
             name="send-booking-reminders",
             service="bookings.reminders.send_due_reminders",
             description="Emails the client and the creator 15 minutes before their call.",

@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models import Count, Q
 
 from cronlogs.models import Log
 
@@ -89,12 +90,21 @@ def delete_expired_range(start, stop, cutoffs):
 
 def count_expired(cutoffs):
     """Rows past retention per level, counted on the (level, createdAt) index, less the
-    kept types' rows, counted on the (type, createdAt) index (they are few)."""
-    counts = {}
-    for level, cutoff in cutoffs.items():
-        old = Log.objects.filter(level=level, created_at__lt=cutoff)
-        counts[level] = old.count() - old.filter(type__in=KEPT_TYPES).count()
-    return counts
+    kept types' rows: one query on the (type, createdAt) index, which filtering the level
+    counts by type would not use (they would then read every expired row)."""
+    if not cutoffs:
+        return {}
+    kept = Log.objects.filter(type__in=KEPT_TYPES, created_at__lt=max(cutoffs.values()))
+    kept = kept.aggregate(
+        **{
+            level: Count("pk", filter=Q(level=level, created_at__lt=cutoff))
+            for level, cutoff in cutoffs.items()
+        }
+    )
+    return {
+        level: Log.objects.filter(level=level, created_at__lt=cutoff).count() - kept[level]
+        for level, cutoff in cutoffs.items()
+    }
 
 
 def cleanup_logs(run, *, batch_size=None):

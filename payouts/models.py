@@ -1,4 +1,4 @@
-"""Payouts, and the payout audit trail's admin page.
+"""Payouts, the Stripe events already processed, and the payout audit trail's admin page.
 
 A payout's terms (creator, amount, currency) may change only while it is REQUESTED, and
 its lifecycle fields (status, approval, claim, Stripe id, outcome) only through the
@@ -181,6 +181,23 @@ def locked_changes(payout, stored, *, update_fields=None):
             f"Payout #{payout.pk} is {stored['status']}: its {', '.join(terms)} were fixed when "
             "it was approved and can no longer change."
         )
+
+
+class StripeEvent(models.Model):
+    """A Stripe webhook event already handled: each event id is acted on once, so a
+    redelivery (Stripe retries for up to three days) changes nothing."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=64)
+    account = models.CharField(max_length=255, blank=True, default="")
+    payout = models.ForeignKey(
+        Payout, on_delete=models.SET_NULL, null=True, blank=True, related_name="stripe_events"
+    )
+    outcome = models.TextField(blank=True, default="")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.type} {self.event_id}"
 
 
 class PayoutAudit(Log):

@@ -17,6 +17,9 @@ from cronlogs.providers import ErrorKind, ProviderError, kind_for_status
 from cronlogs.redaction import redact_text
 
 IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+# Stripe's own default: a signed event older than 5 minutes may be a replayed capture.
+# https://docs.stripe.com/webhooks#replay-attacks
+WEBHOOK_TOLERANCE_SECONDS = 300
 # Stripe's largest page: https://docs.stripe.com/api/pagination
 LIST_PAGE_SIZE = 100
 
@@ -65,6 +68,19 @@ class StripePayout:
     failure_message: str | None = None
     metadata: dict = field(default_factory=dict)
     created: int | None = None  # Unix time, as Stripe gives it.
+
+
+class InvalidWebhook(Exception):
+    """A webhook request that is not a genuine, fresh Stripe event: no or a wrong
+    Stripe-Signature, a timestamp outside the tolerance, or a body that is not an event."""
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    id: str
+    type: str
+    account: str | None  # The connected account a Connect event is about.
+    payout: StripePayout | None  # data.object, when it is a payout.
 
 
 def require_configured():
@@ -190,6 +206,44 @@ def list_payouts(account_id, *, created_gte):
     with _mapped_errors():
         page = client().v1.payouts.list(params, options={"stripe_account": account_id})
         return [_payout(payout) for payout in page.auto_paging_iter()]
+
+
+def webhook_is_configured():
+    return bool(settings.STRIPE_WEBHOOK_SECRET)
+
+
+def parse_webhook(payload, signature):
+    """The event in a webhook request, once its Stripe-Signature header is verified
+    against STRIPE_WEBHOOK_SECRET (HMAC over the timestamp and the raw body, at most
+    WEBHOOK_TOLERANCE_SECONDS old). Raises InvalidWebhook otherwise.
+
+    https://docs.stripe.com/webhooks#verify-events
+    """
+    if not webhook_is_configured():
+        raise ImproperlyConfigured("STRIPE_WEBHOOK_SECRET is not set; webhooks cannot be verified.")
+    try:
+        event = stripe.Webhook.construct_event(
+            payload,
+            signature,
+            settings.STRIPE_WEBHOOK_SECRET,
+            tolerance=WEBHOOK_TOLERANCE_SECONDS,
+            api_key=settings.STRIPE_SECRET_KEY or None,
+        )
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidWebhook(redact_text(exc.user_message or "invalid signature")) from None
+    except ValueError as exc:  # not JSON, not UTF-8, not an event
+        raise InvalidWebhook(f"the body is not a Stripe event: {redact_text(str(exc))}") from None
+    data = event.to_dict()
+    if not data.get("id") or not data.get("type"):
+        raise InvalidWebhook("the body is not a Stripe event: no id or type")
+    obj = (data.get("data") or {}).get("object") or {}
+    payout = obj if isinstance(obj, dict) and obj.get("object") == "payout" else None
+    return WebhookEvent(
+        id=str(data["id"]),
+        type=str(data["type"]),
+        account=data.get("account"),
+        payout=_payout(payout) if payout and payout.get("id") else None,
+    )
 
 
 def _shallow(obj):

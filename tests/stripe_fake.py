@@ -9,7 +9,7 @@ under the key.
 
 It lists a connected account's payouts as Stripe does (`GET /v1/payouts`: newest first,
 `limit`, `starting_after`, `created[gte]`, `has_more`), so the SDK's auto-paging walks its
-pages.
+pages, and builds the events Stripe would push (`event`) for webhook tests to sign.
 
 Serve it through `responses` (`mocked_stripe`) in the test process, or over real HTTP on
 127.0.0.1 (`served_stripe`) for child processes.
@@ -83,6 +83,22 @@ class FakeStripe:
             created=int(self.clock() if created is None else created),
         )
         return payout_id
+
+    def event(self, type, payout_id, *, account=None, event_id=None):
+        """The event Stripe would push about one of its payouts (a Connect event carries the
+        connected account's id in `account`)."""
+        payout = self.payouts[payout_id]
+        return {
+            "id": event_id or f"evt_fake{next(self._ids):06d}",
+            "object": "event",
+            "api_version": "2024-06-20",
+            "created": int(self.clock()),
+            "type": type,
+            "account": account or payout["account"],
+            "livemode": False,
+            "pending_webhooks": 1,
+            "data": {"object": self._public(payout)},
+        }
 
     # --- what tests read ----------------------------------------------------------------
 

@@ -222,3 +222,21 @@ def test_it_shows_the_payouts_audit_rows_on_its_page(staff_client, make_payout):
     listing = staff_client.get(f"/admin/payouts/payoutaudit/?payout={payout.pk}")
     assert listing.status_code == 200 and b"status REQUESTED" in listing.content
     assert staff_client.get(f"/admin/payouts/payoutaudit/?q={payout.pk}").status_code == 200
+
+
+def test_it_deletes_only_requests_and_audits_the_deletion(staff_client, make_payout, admin_user):
+    request = make_payout(status=Status.REQUESTED, amount=Decimal("15.00"))
+    approved = make_payout(status=Status.APPROVED)
+
+    # A payout past REQUESTED is history: its delete page is refused.
+    assert (
+        staff_client.post(f"{CHANGELIST}{approved.pk}/delete/", {"post": "yes"}).status_code == 403
+    )
+    response = staff_client.post(f"{CHANGELIST}{request.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Payout.objects.filter(pk=request.pk).exists()
+    assert Payout.objects.filter(pk=approved.pk).exists()
+    row = audit_rows(request.pk).get()
+    assert row.context["action"] == "delete" and row.context["staffEmail"] == admin_user.email
+    assert row.context["before"]["amount"] == "15.00" and row.context["after"]["amount"] is None

@@ -160,3 +160,57 @@ def test_automatic_payouts_pay_who_and_what_the_dry_run_said(make_creator, strip
     assert announced == made == {(paid.pk, "EUR", "123.45"), (yen.pk, "JPY", "5000.00")}
     assert dry["skipped"] == real["skipped"] == 2
     assert dry["totalAmountByCurrency"] == real["totalAmountByCurrency"]
+
+
+def test_reconcile_payouts_settles_resolves_and_reports_what_its_dry_run_said(
+    make_creator, make_payout, stripe_fake
+):
+    now = timezone.now()
+    creator = make_creator()
+    stripe_fake.add_account(creator.stripe_account_id)
+    account = creator.stripe_account_id
+
+    def payout(status=Payout.Status.PROCESSING, hours=2, **fields):
+        return make_payout(
+            creator=creator,
+            status=status,
+            amount=Decimal("10.00"),
+            claimed_at=now - timedelta(hours=hours),
+            **fields,
+        )
+
+    def on_stripe(ours, status, amount=1_000):
+        return stripe_fake.add_payout(
+            account, amount=amount, status=status, metadata={"payoutId": ours.pk}
+        )
+
+    moving = payout()
+    Payout.objects.filter(pk=moving.pk).update(stripe_payout_id=on_stripe(moving, "paid"))
+    unconfirmed = payout()
+    on_stripe(unconfirmed, "in_transit")
+    found = payout(hours=50, flagged_at=now - timedelta(hours=20))
+    on_stripe(found, "paid")
+    absent = payout(hours=50, flagged_at=now - timedelta(hours=20))
+    settled_already = payout(status=Payout.Status.PAID)
+    Payout.objects.filter(pk=settled_already.pk).update(
+        stripe_payout_id=on_stripe(settled_already, "paid")
+    )
+    wrong = payout(status=Payout.Status.PAID)
+    Payout.objects.filter(pk=wrong.pk).update(stripe_payout_id=on_stripe(wrong, "paid", 99))
+
+    dry, real = dry_then_real("reconcile-payouts")
+
+    def ids(key):
+        return sorted(entry["payoutId"] for entry in dry[key])
+
+    statuses = dict(Payout.objects.values_list("pk", "status"))
+    assert ids("wouldSettle") == [moving.pk] and statuses[moving.pk] == "PAID"
+    assert real["settled"] == 1
+    assert ids("wouldRecord") == [unconfirmed.pk] and real["recorded"] == 1
+    assert Payout.objects.get(pk=unconfirmed.pk).stripe_payout_id
+    assert ids("wouldResolve") == sorted([found.pk, absent.pk]) and real["resolved"] == 2
+    assert (statuses[found.pk], statuses[absent.pk]) == ("PAID", "FAILED")
+    for key in ("accountsChecked", "stripePayoutsSeen", "matched", "mismatches"):
+        assert dry[key] == real[key], key
+    assert real["mismatches"] == 1
+    assert dry["mismatchedPayouts"] == real["mismatchedPayouts"]
