@@ -129,6 +129,22 @@ def cron_secret(settings):
     return {"X-Cron-Secret": CRON_TEST_SECRET}
 
 
+def post_admin_action(client, changelist, action, objects, **extra):
+    """Run the admin action `action` of `changelist` on `objects`, as the action form does."""
+    return client.post(
+        changelist,
+        {"action": action, "_selected_action": [obj.pk for obj in objects], **extra},
+        follow=True,
+    )
+
+
+def admin_messages(response):
+    """The messages the admin showed: [(level, text)]."""
+    from django.contrib.messages import get_messages
+
+    return [(message.level_tag, str(message)) for message in get_messages(response.wsgi_request)]
+
+
 @pytest.fixture
 def staff_client(client, admin_user):
     client.force_login(admin_user)

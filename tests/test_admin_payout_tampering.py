@@ -5,11 +5,11 @@ nothing reaches Stripe; each action needs its own permission and leaves an audit
 from decimal import Decimal
 
 import pytest
-from django.contrib.messages import get_messages
 from django.utils import timezone
 
 from payouts.audit import audit_rows
 from payouts.models import Payout
+from tests.conftest import admin_messages, post_admin_action
 
 pytestmark = pytest.mark.django_db
 Status = Payout.Status
@@ -21,15 +21,10 @@ def change_url(payout):
 
 
 def post_action(client, action, payouts, **extra):
-    return client.post(
-        CHANGELIST,
-        {"action": action, "_selected_action": [payout.pk for payout in payouts], **extra},
-        follow=True,
-    )
+    return post_admin_action(client, CHANGELIST, action, payouts, **extra)
 
 
-def shown(response):
-    return [(message.level_tag, str(message)) for message in get_messages(response.wsgi_request)]
+shown = admin_messages
 
 
 @pytest.fixture

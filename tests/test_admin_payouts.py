@@ -4,11 +4,11 @@ superuser; what other staff may do is in test_admin_payout_permissions.py."""
 from decimal import Decimal
 
 import pytest
-from django.contrib.messages import get_messages
 from django.utils import timezone
 
 from cronlogs.models import Log
 from payouts.models import Payout
+from tests.conftest import admin_messages, post_admin_action
 
 pytestmark = pytest.mark.django_db
 Status = Payout.Status
@@ -16,26 +16,28 @@ CHANGELIST = "/admin/payouts/payout/"
 
 
 def post_action(client, action, payouts, **extra):
-    return client.post(
-        CHANGELIST,
-        {"action": action, "_selected_action": [payout.pk for payout in payouts], **extra},
-        follow=True,
-    )
+    return post_admin_action(client, CHANGELIST, action, payouts, **extra)
 
 
-def shown(response):
-    return [(message.level_tag, str(message)) for message in get_messages(response.wsgi_request)]
+shown = admin_messages
 
 
 def test_it_renders_the_payout_pages(staff_client, make_payout):
-    payout = make_payout(status=Status.REQUESTED)
+    payout = make_payout(status=Status.REQUESTED, amount=Decimal("123.45"))
+    paid = make_payout(status=Status.PAID)
 
-    for url in (
-        CHANGELIST,
-        f"{CHANGELIST}?status__exact=REQUESTED",
-        f"{CHANGELIST}{payout.pk}/change/",
+    # Each page should answer and show the payout it is about; the filter should keep it
+    # and leave the paid one out.
+    for url, shows, hides in (
+        (CHANGELIST, [f"Payout #{payout.pk}", f"Payout #{paid.pk}", "123.45"], []),
+        (f"{CHANGELIST}?status__exact=REQUESTED", [f"Payout #{payout.pk}"], [f"Payout #{paid.pk}"]),
+        (f"{CHANGELIST}{payout.pk}/change/", ["123.45", "REQUESTED"], []),
     ):
-        assert staff_client.get(url).status_code == 200, url
+        response = staff_client.get(url)
+        assert response.status_code == 200, url
+        page = response.content.decode()
+        assert all(text in page for text in shows), (url, shows)
+        assert not any(f"{text} " in page for text in hides), (url, hides)
 
 
 def test_it_approves_requested_payouts_recording_who_and_when(

@@ -6,7 +6,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.messages import get_messages
 from django.utils import timezone
 
 from cronlogs.models import Log
@@ -15,7 +14,7 @@ from payouts.flagged import mark_flagged_payout_failed, settle_flagged_payout
 from payouts.lifecycle import PayoutActionRefused
 from payouts.models import Payout
 from payouts.processing import process_payouts
-from tests.conftest import job_run
+from tests.conftest import admin_messages, job_run, post_admin_action
 
 pytestmark = pytest.mark.django_db
 Status = Payout.Status
@@ -182,15 +181,10 @@ def test_the_jobs_never_touch_a_flagged_payout(flagged, stripe_fake):
 
 
 def post_action(client, action, payouts, **extra):
-    return client.post(
-        CHANGELIST,
-        {"action": action, "_selected_action": [payout.pk for payout in payouts], **extra},
-        follow=True,
-    )
+    return post_admin_action(client, CHANGELIST, action, payouts, **extra)
 
 
-def shown(response):
-    return [(message.level_tag, str(message)) for message in get_messages(response.wsgi_request)]
+shown = admin_messages
 
 
 def test_the_admin_settles_through_a_form_asking_for_the_stripe_id(
