@@ -1,6 +1,7 @@
 """send-booking-reminders: selection, exactly-once delivery, failures and the EMAIL_* rows."""
 
 import smtplib
+import threading
 from datetime import timedelta
 from io import StringIO
 
@@ -540,3 +541,33 @@ def test_it_runs_from_the_command(make_booking):
     assert row.context["cronType"] == "send-booking-reminders"
     assert row.context["emailsSent"] == 2
     assert row.context["totalBookings"] == 1
+
+
+class OneBrokenConnectionBackend(LocmemBackend):
+    """The first connection a run opens cannot be opened; the others work."""
+
+    opened = 0
+    lock = threading.Lock()
+
+    def open(self):
+        with type(self).lock:
+            type(self).opened += 1
+            first = type(self).opened == 1
+        if first:
+            raise ConnectionRefusedError("relay 1 refused the connection")
+        return super().open()
+
+
+def test_a_connection_that_fails_leaves_its_messages_to_the_others(make_booking, settings):
+    settings.EMAIL_CONNECTIONS = 3
+    settings.EMAIL_BACKEND = f"{__name__}.OneBrokenConnectionBackend"
+    OneBrokenConnectionBackend.opened = 0
+    bookings = [due_booking(make_booking, minutes=minutes) for minutes in (5, 6, 7, 8)]
+
+    stats = run()
+
+    # It should send every reminder over the connections that work, and fail none.
+    assert stats["emailsSent"] == 8 and stats["emailsFailed"] == 0
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(
+        address for b in bookings for address in (b.client.email, b.creator.user.email)
+    )
