@@ -17,10 +17,9 @@ from urllib.parse import quote
 
 from django.db import connection
 from django.test import Client, override_settings
-from django.test.utils import setup_test_environment
 from django.utils import timezone
 
-from bench.harness import Row, Timer
+from bench.harness import Row, Timer, test_environment
 
 SMALL, BIG = 10_000, 1_000_000
 REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
@@ -112,7 +111,7 @@ def time_pages(client):
 def run():
     from django.contrib.auth import get_user_model
 
-    setup_test_environment()
+    test_environment()
     user, _ = get_user_model().objects.get_or_create(
         email="bench-admin@callastar.test", defaults={"is_staff": True, "is_superuser": True}
     )

@@ -19,10 +19,10 @@ import os
 
 from django.db import connection
 from django.test import Client, override_settings
-from django.test.utils import CaptureQueriesContext, setup_test_environment
+from django.test.utils import CaptureQueriesContext
 
 from bench.bench_admin import BIG, SMALL, at_both_sizes
-from bench.harness import Row, Timer
+from bench.harness import Row, Timer, test_environment
 
 REPEAT = int(os.environ.get("BENCH_REPEAT", "21"))
 SECRET = "bench-cron-secret-0123456789abcdef0123"
@@ -61,7 +61,7 @@ def buffers_touched(sql):
 
 
 def run():
-    setup_test_environment()
+    test_environment()
     with override_settings(CRON_SECRET=SECRET, SECURE_SSL_REDIRECT=False, ADMINS=[]):
         client = Client()
         small, big = at_both_sizes(lambda: time_endpoints(client))

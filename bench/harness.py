@@ -32,6 +32,19 @@ def setup_django():
     call_command("migrate", verbosity=0, interactive=False)
 
 
+_TEST_ENVIRONMENT = []
+
+
+def test_environment():
+    """Django's test environment (test client responses with context, locmem email), set
+    up once per process whichever benchmarks ask for it."""
+    if not _TEST_ENVIRONMENT:
+        from django.test.utils import setup_test_environment
+
+        setup_test_environment()
+        _TEST_ENVIRONMENT.append(True)
+
+
 @dataclass
 class Row:
     benchmark: str

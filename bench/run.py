@@ -26,7 +26,10 @@ def main(names):
     rows = []
     for module in modules:
         print(f"running {module} ...", file=sys.stderr, flush=True)
-        rows.extend(importlib.import_module(f"bench.{module}").run())
+        done = importlib.import_module(f"bench.{module}").run()
+        print_table(done)  # as each finishes, so a later failure loses nothing
+        print(flush=True)
+        rows.extend(done)
     print_table(rows)
 
 
