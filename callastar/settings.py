@@ -277,6 +277,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": config.choice("LOG_LEVEL", "WARNING", LOG_LEVELS)},
+    # A suspicious request (a disallowed host, a hostile admin query string) is answered
+    # 400 and logged; Django would also mail ADMINS for each, so any caller could flood
+    # them. The job alerts are what ADMINS hear about.
+    "loggers": {"django.security": {"handlers": ["console"], "propagate": False}},
 }
 
 # --- Sentry (errors and cron monitors; off unless SENTRY_DSN is set) ---------------------

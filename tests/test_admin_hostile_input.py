@@ -285,3 +285,13 @@ def test_it_answers_any_query_string_with_a_page_or_a_400(staff_client, page, qu
     assert response.status_code in (200, 400), url
     if response.status_code == 200:
         assert b"</html>" in response.content
+
+
+def test_it_emails_nobody_for_a_suspicious_request(staff_client, settings):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+
+    response = staff_client.get("/admin/cronlogs/log/?_to_field=nope")
+
+    # It should answer 400 and log it, not mail ADMINS for each one a caller sends.
+    assert response.status_code == 400
+    assert mail.outbox == []
