@@ -183,7 +183,7 @@ def _remind(due, *, run, counted=False):
             _create_reminder_rows(chunk)
             claimed_at = clock(time.monotonic())
             ids = [booking.pk for booking in chunk]
-            claimed = claim_reminders(ids, now=claimed_at, token=token)
+            claimed = claim_reminders(chunk, now=claimed_at, token=token)
             stats["alreadySent"] += sum(len(_recipients(b)) for b in chunk) - len(claimed)
             batches = []
             try:
@@ -258,10 +258,11 @@ def _create_reminder_rows(chunk):
     BookingReminder.objects.bulk_create(rows, ignore_conflicts=True)
 
 
-def claim_reminders(booking_ids, *, now, token):
-    """Claim, for the run `token`, the open reminders for the current start time of the
-    bookings `booking_ids`: PENDING ones, and SENDING ones whose claim went stale.
-    Returns the claimed rows with their bookings and people."""
+def claim_reminders(bookings, *, now, token):
+    """Claim, for the run `token`, the open reminders for the current start time of
+    `bookings` (loaded with their people): PENDING ones, and SENDING ones whose claim went
+    stale. Returns the claimed rows, each holding its booking from `bookings`."""
+    booking_ids = [booking.pk for booking in bookings]
     claimable = (
         BookingReminder.objects.filter(
             booking_id__in=booking_ids,
@@ -280,13 +281,18 @@ def claim_reminders(booking_ids, *, now, token):
         BookingReminder.objects.filter(pk__in=claimable).update(
             status=Status.SENDING, claim_token=token, claimed_at=now
         )
-    return list(
+    claimed = list(
         BookingReminder.objects.filter(
             claim_token=token, status=Status.SENDING, booking_id__in=booking_ids
-        )
-        .select_related("booking__client", "booking__creator__user")
-        .order_by("booking__starts_at", "booking_id", "recipient")
+        ).order_by("booking_id", "recipient")
     )
+    # The bookings and people were just loaded; _check_bookings_again looks at the
+    # bookings once more right before sending.
+    by_id = {booking.pk: booking for booking in bookings}
+    for reminder in claimed:
+        reminder.booking = by_id[reminder.booking_id]
+    claimed.sort(key=lambda reminder: (reminder.booking.starts_at, reminder.booking_id))
+    return claimed
 
 
 def _delivery(reminder, deadline):

@@ -8,7 +8,7 @@ import traceback
 from datetime import UTC
 
 from cronlogs.models import Log
-from cronlogs.redaction import redact
+from cronlogs.redaction import configured_secrets, redact
 
 Type, Status, Level = Log.Type, Log.Status, Log.Level
 
@@ -19,13 +19,14 @@ def write_log(*, type, status, level, message, context=None, error=None, save=Tr
     With `save=False` the row is returned unsaved, for a job that writes many rows with
     one `Log.objects.bulk_create()`.
     """
+    secrets = configured_secrets()
     row = Log(
         type=type,
         status=status,
         level=level,
-        message=redact(message),
-        context=redact(dict(context or {})),
-        error=redact(error) if error else None,
+        message=redact(message, secrets),
+        context=redact(dict(context or {}), secrets),
+        error=redact(error, secrets) if error else None,
     )
     if save:
         row.save(force_insert=True)

@@ -58,27 +58,37 @@ def _ping_url_secrets():
             yield path
 
 
-def redact_text(text):
+def redact_text(text, secrets=None):
+    """`text` with every configured secret (`secrets`, read from settings if not given)
+    and every credential-shaped word masked."""
     if not text:
         return text
     # PostgreSQL stores no NUL character (text or jsonb): one would make the row unwritable.
     text = text.replace("\x00", "\ufffd")
-    for secret in configured_secrets():
+    for secret in configured_secrets() if secrets is None else secrets:
         text = text.replace(secret, REDACTED)
     return CREDENTIAL_PATTERNS.sub(
         lambda match: f"{match.group(1)}{REDACTED}" if match.group(1) else REDACTED, text
     )
 
 
-def redact(value):
-    """Return `value` (str, dict, list, scalar) with secrets masked; the input is not changed."""
+def redact(value, secrets=None):
+    """Return `value` (str, dict, list, scalar) with secrets masked; the input is not changed.
+
+    The configured secrets are read once per call (a row's context holds dozens of
+    strings, and a run writes thousands of rows), or passed in as `secrets`.
+    """
+    if secrets is None:
+        secrets = configured_secrets()
     if isinstance(value, str):
-        return redact_text(value)
+        return redact_text(value, secrets)
     if isinstance(value, dict):
         return {
-            key: REDACTED if isinstance(key, str) and SENSITIVE_KEY.search(key) else redact(item)
+            key: REDACTED
+            if isinstance(key, str) and SENSITIVE_KEY.search(key)
+            else redact(item, secrets)
             for key, item in value.items()
         }
     if isinstance(value, (list, tuple)):
-        return [redact(item) for item in value]
+        return [redact(item, secrets) for item in value]
     return value
