@@ -9,7 +9,9 @@ from functools import partial
 
 from django.contrib import admin, messages
 from django.contrib.auth import forms as auth_forms
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q
@@ -116,6 +118,25 @@ class UserAdmin(DjangoUserAdmin):
         ):
             raise PermissionDenied("Only superusers grant groups or permissions.")
         super().save_related(request, form, formsets, change)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """A group's permissions are privileges too: staff holding `auth.change_group` could
+    otherwise give their own group the right to pay. Only superusers create, change or
+    delete groups; others may at most view them."""
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
 
 
 def _without_privileges(fields):

@@ -118,3 +118,45 @@ def test_its_save_refuses_a_privilege_change_even_from_a_hand_built_form(
     with pytest.raises(PermissionDenied, match="Only superusers"):
         model_admin.save_model(request, fan, form=None, change=True)
     assert not User.objects.get(pk=fan.pk).is_superuser
+
+
+def test_a_group_manager_cannot_grant_their_own_group_the_right_to_pay(client, make_staff):
+    approvers = Group.objects.create(name="Approvers")
+    manager = make_staff(
+        "auth.view_group", "auth.add_group", "auth.change_group", "auth.delete_group"
+    )
+    manager.groups.add(approvers)
+    client.force_login(manager)
+    pay = Permission.objects.get(content_type__app_label="payouts", codename="pay_payout")
+
+    # It should show the group read-only and refuse a hand-built POST adding the permission.
+    page = client.get(f"/admin/auth/group/{approvers.pk}/change/")
+    assert page.status_code == 200 and b'name="permissions"' not in page.content
+    response = client.post(
+        f"/admin/auth/group/{approvers.pk}/change/",
+        {"name": "Approvers", "permissions": [pay.pk], "_save": "Save"},
+    )
+    assert response.status_code == 403
+    assert not approvers.permissions.exists()
+    assert not manager.has_perm("payouts.pay_payout")
+
+    # Nor may they make a new group with it, or delete one.
+    assert (
+        client.post(
+            "/admin/auth/group/add/", {"name": "Payers", "permissions": [pay.pk]}
+        ).status_code
+        == 403
+    )
+    assert not Group.objects.filter(name="Payers").exists()
+    assert (
+        client.post(f"/admin/auth/group/{approvers.pk}/delete/", {"post": "yes"}).status_code == 403
+    )
+
+
+def test_a_superuser_still_manages_groups(admin_client):
+    pay = Permission.objects.get(content_type__app_label="payouts", codename="pay_payout")
+    response = admin_client.post(
+        "/admin/auth/group/add/", {"name": "Payers", "permissions": [pay.pk], "_save": "Save"}
+    )
+    assert response.status_code == 302
+    assert list(Group.objects.get(name="Payers").permissions.all()) == [pay]
