@@ -21,6 +21,7 @@ from bookings.models import Booking, Creator, User
 from bookings.reminders import remind_bookings_now
 from bookings.room_cleanup import delete_booking_rooms
 from cronlogs.admin_jobs import run_as_staff, run_message
+from cronlogs.admin_selection import ValidSelectionMixin
 from cronlogs.runner import RunStatus
 
 
@@ -41,7 +42,7 @@ PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(ValidSelectionMixin, DjangoUserAdmin):
     """People. Staff holding only "change user" manage fans' and creators' accounts (and
     their own profile); they cannot grant privileges (staff, superuser, groups,
     permissions: not on their form, and refused if posted anyway), nor change another
@@ -124,7 +125,7 @@ admin.site.unregister(Group)
 
 
 @admin.register(Group)
-class GroupAdmin(DjangoGroupAdmin):
+class GroupAdmin(ValidSelectionMixin, DjangoGroupAdmin):
     """A group's permissions are privileges too: staff holding `auth.change_group` could
     otherwise give their own group the right to pay. Only superusers create, change or
     delete groups; others may at most view them."""
@@ -159,7 +160,7 @@ def _privileged_for(request, user):
 
 
 @admin.register(Creator)
-class CreatorAdmin(admin.ModelAdmin):
+class CreatorAdmin(ValidSelectionMixin, admin.ModelAdmin):
     list_display = (
         "__str__",
         "currency",
@@ -175,7 +176,7 @@ class CreatorAdmin(admin.ModelAdmin):
 
 
 @admin.register(Booking)
-class BookingAdmin(admin.ModelAdmin):
+class BookingAdmin(ValidSelectionMixin, admin.ModelAdmin):
     # Daily room URLs are https; also Django 6's default for scheme-less input.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = (

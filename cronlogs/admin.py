@@ -17,6 +17,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from cronlogs.admin_jobs import JobsPageAdmin
+from cronlogs.admin_selection import ValidSelectionMixin
 from cronlogs.jobs import JOBS
 from cronlogs.models import ContextKey, CronJob, CronRun, DailyRoomLog, EmailLog, Log
 
@@ -91,7 +92,7 @@ class TypeFilter(admin.SimpleListFilter):
         return queryset
 
 
-class LogAdminBase(admin.ModelAdmin):
+class LogAdminBase(ValidSelectionMixin, admin.ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER

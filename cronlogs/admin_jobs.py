@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from cronlogs.admin_selection import ValidSelectionMixin
 from cronlogs.jobs import JOBS
 from cronlogs.pausing import PauseError, pause_job, resume_job
 from cronlogs.runner import RunStatus, run_job
@@ -55,7 +56,7 @@ def run_message(result):
 STATE_FLAGS = {State.OK: "ok", State.DEGRADED: "warn", State.PAUSED: "warn"}
 
 
-class JobsPageAdmin(admin.ModelAdmin):
+class JobsPageAdmin(ValidSelectionMixin, admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [

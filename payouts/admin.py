@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from cronlogs.admin_jobs import run_as_staff, run_message
+from cronlogs.admin_selection import ValidSelectionMixin
 from cronlogs.runner import RunStatus
 from payouts import audit
 from payouts.admin_audit import PayoutAuditAdmin  # noqa: F401 - registers its page
@@ -38,7 +39,7 @@ TERMS = ("creator", "amount", "currency")
 
 
 @admin.register(Payout)
-class PayoutAdmin(admin.ModelAdmin):
+class PayoutAdmin(ValidSelectionMixin, admin.ModelAdmin):
     form = PayoutForm
     list_display = (
         "__str__",

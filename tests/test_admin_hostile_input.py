@@ -4,12 +4,14 @@ negative page numbers, unknown filters and values, malformed dates and orderings
 from urllib.parse import quote_from_bytes, unquote, urlencode
 
 import pytest
+from django.contrib import admin
 from django.core import mail
 from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cronlogs import logger
+from cronlogs.admin_selection import ValidSelectionMixin
 from cronlogs.models import Log
 from tests.conftest import admin_answer
 
@@ -294,4 +296,46 @@ def test_it_emails_nobody_for_a_suspicious_request(staff_client, settings):
 
     # It should answer 400 and log it, not mail ADMINS for each one a caller sends.
     assert response.status_code == 400
+    assert mail.outbox == []
+
+
+HOSTILE_SELECTIONS = ["abc", "1.5", "-1.0", "²", "\x00", "1e3", ""]
+
+
+def test_every_admin_refuses_a_selection_that_names_no_row():
+    # It should mix the selection check into every page the admin serves.
+    assert [
+        type(model_admin).__name__
+        for model_admin in admin.site._registry.values()
+        if not isinstance(model_admin, ValidSelectionMixin)
+    ] == []
+
+
+def test_it_answers_an_action_on_a_hostile_selection_with_a_message(
+    admin_client, page_ids, settings
+):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    before = Log.objects.count()
+    answers, tried = {}, set()
+    for model, model_admin in admin.site._registry.items():
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        request = admin_client.get(url).wsgi_request
+        for action in model_admin.get_actions(request):
+            tried.add(action)
+            for selection in HOSTILE_SELECTIONS:
+                data = {"action": action, "_selected_action": [selection], "index": "0"}
+                try:
+                    with transaction.atomic():
+                        response = admin_client.post(url, data, follow=True)
+                except Exception as exc:  # Reported by the assertion below.
+                    answers[(url, action, selection)] = f"{type(exc).__name__}: {exc}"
+                    continue
+                if response.status_code != 200 or b"tick the rows again" not in response.content:
+                    answers[(url, action, selection)] = response.status_code
+    # It should answer each with the changelist, saying why nothing was done.
+    assert {"delete_selected", "approve_payouts", "pay_approved_now", "send_reminder_now"} <= tried
+    assert len(answers) == 0, answers
+
+    # It should have changed nothing and emailed nobody.
+    assert before == Log.objects.count()
     assert mail.outbox == []
