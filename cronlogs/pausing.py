@@ -11,6 +11,9 @@ from cronlogs import logger
 from cronlogs.jobs import get_job
 from cronlogs.models import JobState, Log
 
+# Shown on the Jobs page and in every skipped run's log row: a sentence, not a document.
+MAX_REASON_CHARS = 500
+
 
 class PauseError(Exception):
     """The pause or resume cannot be done as asked (no reason given, not paused...)."""
@@ -27,6 +30,13 @@ def pause_job(job_name, *, by, reason, now=None):
     reason = (reason or "").strip()
     if not reason:
         raise PauseError("A reason is required to pause a job.")
+    if len(reason) > MAX_REASON_CHARS:
+        raise PauseError(f"The reason is too long: {MAX_REASON_CHARS} characters at most.")
+    if len(by) > JobState._meta.get_field("paused_by").max_length:
+        raise PauseError("The name of who pauses it is too long: 254 characters at most.")
+    if "\x00" in reason + by:
+        # PostgreSQL stores no NUL character; the write would fail with a database error.
+        raise PauseError("The reason and the name may not contain NUL characters.")
     now = now or timezone.now()
     JobState.objects.get_or_create(job=job.name)
     # Pausing a paused job keeps the first pause's time, so "paused for N hours" stays true.

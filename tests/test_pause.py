@@ -102,6 +102,13 @@ def test_it_pauses_and_resumes_from_the_jobs_page(fake_job, client, operator):
     assert "A reason is required" in str(next(iter(refused.context["messages"])))
     assert not JobState.objects.filter(paused_at__isnull=False).exists()
 
+    # It should refuse a reason the database cannot store with a message, not a 500.
+    refused = client.post(
+        "/admin/cronlogs/cronjob/fake-job/pause/", {"reason": "a\x00b"}, follow=True
+    )
+    assert "may not contain NUL" in str(next(iter(refused.context["messages"])))
+    assert not JobState.objects.filter(paused_at__isnull=False).exists()
+
     client.post("/admin/cronlogs/cronjob/fake-job/pause/", {"reason": "bank holiday"})
     state = JobState.objects.get(job="fake-job")
     assert (state.paused_by, state.pause_reason) == ("ops@callastar.test", "bank holiday")
@@ -132,6 +139,13 @@ def test_it_needs_a_reason_and_a_paused_job_to_resume(fake_job):
         pause_job("fake-job", by="ana", reason="")
     with pytest.raises(PauseError, match="not paused"):
         resume_job("fake-job", by="ana")
+    with pytest.raises(PauseError, match="too long: 500 characters at most"):
+        pause_job("fake-job", by="ana", reason="x" * 501)
+    with pytest.raises(CommandError, match="too long: 254 characters at most"):
+        call_command(
+            "cron_pause", "fake-job", "--reason", "r", "--by", "b" * 255, stdout=StringIO()
+        )
+    assert not JobState.objects.filter(paused_at__isnull=False).exists()
     with pytest.raises(CommandError, match="not paused"):
         call_command("cron_resume", "fake-job", stdout=StringIO())
 
