@@ -32,8 +32,9 @@ def pause_job(job_name, *, by, reason, now=None):
         raise PauseError("A reason is required to pause a job.")
     if len(reason) > MAX_REASON_CHARS:
         raise PauseError(f"The reason is too long: {MAX_REASON_CHARS} characters at most.")
-    if len(by) > JobState._meta.get_field("paused_by").max_length:
-        raise PauseError("The name of who pauses it is too long: 254 characters at most.")
+    max_by = JobState._meta.get_field("paused_by").max_length
+    if len(by) > max_by:
+        raise PauseError(f"The name of who pauses it is too long: {max_by} characters at most.")
     if "\x00" in reason + by:
         # PostgreSQL stores no NUL character; the write would fail with a database error.
         raise PauseError("The reason and the name may not contain NUL characters.")
