@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from cronlogs.pacing import Pacer
-from cronlogs.providers import ErrorKind, ProviderError, kind_for_status
+from cronlogs.providers import ErrorKind, ProviderError
 from cronlogs.redaction import redact_text
 
 IDEMPOTENCY_CONFLICT = "idempotency_conflict"
@@ -288,10 +288,10 @@ def _translate(exc):
         kind = ErrorKind.RATE_LIMITED
     elif isinstance(exc, (stripe.CardError, stripe.InvalidRequestError)):
         kind = ErrorKind.NOT_FOUND if exc.http_status == 404 else ErrorKind.INVALID
-    elif isinstance(exc, stripe.APIError) and exc.http_status and exc.http_status < 500:
-        kind = kind_for_status(exc.http_status)
     else:
-        # APIConnectionError, APIError (5xx, 409 in-flight conflict)...
+        # APIConnectionError, and APIError: a 5xx, or a 409 (the same idempotency key is
+        # still being processed). Stripe may yet act on the request: the outcome is
+        # unknown, never a refusal, so the payout stays claimed and is re-sent with its key.
         kind = ErrorKind.UNAVAILABLE
     message = redact_text(exc.user_message or type(exc).__name__)
     return StripeError(message, kind=kind, code=code, http_status=exc.http_status)

@@ -128,6 +128,30 @@ def test_it_retries_a_500_with_the_same_idempotency_key(stripe_fake):
     assert len(stripe_fake.creations) == 1
 
 
+def test_it_treats_a_409_for_a_key_still_in_use_as_an_unknown_outcome(stripe_fake, settings):
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    stripe_fake.add_account("acct_1", balance={"EUR": 10_000})
+    stripe_fake.fail_next(
+        "POST",
+        r"^/v1/payouts$",
+        status=409,
+        error={
+            "type": "invalid_request_error",
+            "code": "idempotency_key_in_use",
+            "message": "There is currently another in-progress request using this key.",
+        },
+    )
+
+    with pytest.raises(StripeError) as caught:
+        stripe_client.create_payout(
+            account_id="acct_1", amount=1_000, currency="EUR", idempotency_key="k-409"
+        )
+
+    # It should not call it a refusal: the other request may still pay.
+    assert caught.value.kind == "unavailable" and not caught.value.declined
+    assert caught.value.http_status == 409
+
+
 def test_it_maps_a_declined_request_to_stripes_code_and_message(stripe_fake):
     stripe_fake.add_account("acct_1", balance={"EUR": 10_000})
     stripe_fake.decline_next_payout(
