@@ -194,7 +194,22 @@ def send_payout(payout, *, now):
             payout.pk, creator.pk, exc, {**payout_context(payout), "willRetry": True}
         )
         return retrying(str(exc))
-    record_stripe_payout(payout, created.id)
+    if not record_stripe_payout(payout, created.id):
+        # Money moved on Stripe while our row says otherwise (staff marked it failed, or
+        # it holds another Stripe id): only a person can tell which is true.
+        stored = Payout.objects.filter(pk=payout.pk).values("status", "stripe_payout_id").get()
+        problem = (
+            f"Stripe created payout {created.id} for it, but the payout is now "
+            f"{stored['status']} with Stripe id {stored['stripe_payout_id'] or 'none'}"
+        )
+        logger.log_payout_error(
+            payout.pk,
+            creator.pk,
+            problem,
+            {**payout_context(payout), "needsReview": True, "stripePayoutId": created.id},
+            level=Log.Level.CRITICAL,
+        )
+        return flagged(problem)
     logger.log_payout_success(
         payout.pk,
         creator.pk,
@@ -204,11 +219,18 @@ def send_payout(payout, *, now):
 
 
 def record_stripe_payout(payout, stripe_payout_id):
-    """Store Stripe's id on the claimed payout (first writer wins; a replay is a no-op)."""
-    Payout.objects.filter(
+    """Store Stripe's id on the claimed payout. True if the row holds that id now (stored
+    here, or by an earlier replay of the same creation); False if the row left PROCESSING
+    or holds another id."""
+    stored = Payout.objects.filter(
         pk=payout.pk, status=Status.PROCESSING, stripe_payout_id__isnull=True
     ).update(stripe_payout_id=stripe_payout_id)
+    if not stored and not Payout.objects.filter(
+        pk=payout.pk, stripe_payout_id=stripe_payout_id
+    ).exists():
+        return False
     payout.stripe_payout_id = stripe_payout_id
+    return True
 
 
 def fail_payout(payout, reason, *, from_status, now, error=None):

@@ -289,6 +289,33 @@ def test_it_pays_once_after_a_crash_between_stripe_and_the_database(
     assert stripe_fake.balance(payout.creator.stripe_account_id, "EUR") == 90_000
 
 
+def test_it_tells_staff_when_stripe_paid_a_payout_marked_failed_during_the_call(
+    funded_creator, make_payout, stripe_fake, now, monkeypatch
+):
+    payout = make_payout(creator=funded_creator(balance=100_000))
+    create = processing.stripe_client.create_payout
+
+    def create_while_staff_mark_it_failed(**kwargs):
+        created = create(**kwargs)
+        Payout.objects.filter(pk=payout.pk).update(status=Status.FAILED, failed_at=now)
+        return created
+
+    monkeypatch.setattr(
+        processing.stripe_client, "create_payout", create_while_staff_mark_it_failed
+    )
+    stats = run(now)
+
+    # It should not report the payout sent: Stripe paid it, our row says FAILED.
+    stripe_id = next(iter(stripe_fake.payouts))
+    row = Log.objects.get(type="PAYOUT_ERROR")
+    assert row.level == "CRITICAL" and row.context["needsReview"] is True
+    assert row.context["stripePayoutId"] == stripe_id
+    assert f"Stripe created payout {stripe_id}" in row.context["error"]
+    assert "now FAILED" in row.context["error"]
+    assert not Log.objects.filter(type="PAYOUT_SUCCESS").exists()
+    assert stats["needsReview"] == 1 and stats["succeeded"] == 0
+
+
 def test_it_flags_an_unconfirmed_claim_older_than_24_hours_instead_of_resending(
     funded_creator, make_payout, stripe_fake, now
 ):
