@@ -225,9 +225,10 @@ def record_stripe_payout(payout, stripe_payout_id):
     stored = Payout.objects.filter(
         pk=payout.pk, status=Status.PROCESSING, stripe_payout_id__isnull=True
     ).update(stripe_payout_id=stripe_payout_id)
-    if not stored and not Payout.objects.filter(
-        pk=payout.pk, stripe_payout_id=stripe_payout_id
-    ).exists():
+    if (
+        not stored
+        and not Payout.objects.filter(pk=payout.pk, stripe_payout_id=stripe_payout_id).exists()
+    ):
         return False
     payout.stripe_payout_id = stripe_payout_id
     return True
