@@ -13,6 +13,7 @@ own thread, and hands the pool deliveries whose outcome the threads fill in.
 
 import contextlib
 import queue
+import re
 import smtplib
 import threading
 import time
@@ -170,15 +171,34 @@ class SenderPool:
             slot.connection.send_messages([message])
             delivery.sent_at = now
         except smtplib.SMTPRecipientsRefused as exc:
-            # 5xx: the server will never take this address; 4xx: try again later.
-            codes = [code for code, _ in exc.recipients.values()]
-            delivery.fail(exc, permanent=bool(codes) and min(codes) >= 500)
+            delivery.fail(exc, permanent=_address_refused_for_good(exc))
         except OSError as exc:  # smtplib.SMTPException is an OSError too
             delivery.fail(exc, permanent=False)
             if _connection_lost(exc):
                 with contextlib.suppress(OSError):
                     slot.connection.close()
                 slot.error = _open(slot.connection)
+
+
+# RFC 3463's enhanced status code at the start of a reply ("5.1.1 No such user").
+ENHANCED_STATUS = re.compile(rb"^(\d)\.(\d{1,3})\.\d{1,3}\b")
+# Without one, these name the mailbox itself.
+MAILBOX_CODES = (550, 551, 553)
+
+
+def _address_refused_for_good(exc):
+    """True if the server refused the address itself (5.1.x: no such mailbox, bad
+    address). Anything else — 4xx, or 5.7.1 "relay access denied" — blames us or the
+    server, not the recipient, so the reminder is retried rather than given up."""
+
+    def blames_address(code, reply):
+        enhanced = ENHANCED_STATUS.match(reply)
+        if enhanced:
+            return enhanced[1] == b"5" and enhanced[2] == b"1"
+        return code in MAILBOX_CODES
+
+    replies = exc.recipients.values()
+    return bool(replies) and all(blames_address(code, reply) for code, reply in replies)
 
 
 def _open(connection):

@@ -1,6 +1,7 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1, for the tests and the reminders benchmark.
 
-It accepts every message, refuses the recipients in `rejected_recipients` with a 550, and
+It accepts every message, refuses the recipients in `rejected_recipients` with a 550 (or
+every recipient with `refuse_every_recipient_with`), and
 can answer each MAIL, RCPT and DATA after `delay` seconds, or each message (its DATA)
 after `message_delay` seconds, as a relay across a network would. It counts what it
 accepts and, unless told not to (the benchmark, which should spend nothing on storing),
@@ -22,6 +23,7 @@ class SMTPSink:
         self.messages = []
         self.count = 0
         self.rejected_recipients = set()
+        self.refuse_every_recipient_with = ""  # e.g. "554 5.7.1 Relay access denied"
         self.delay = 0.0
         self.message_delay = 0.0
         self._lock = threading.Lock()
@@ -40,6 +42,8 @@ class SMTPSink:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         await self._wait()
+        if self.refuse_every_recipient_with:
+            return self.refuse_every_recipient_with
         if address in self.rejected_recipients:
             return "550 5.1.1 No such user here"
         envelope.rcpt_tos.append(address)

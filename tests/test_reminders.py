@@ -571,3 +571,26 @@ def test_a_connection_that_fails_leaves_its_messages_to_the_others(make_booking,
     assert sorted(m.to[0] for m in mail.outbox) == sorted(
         address for b in bookings for address in (b.client.email, b.creator.user.email)
     )
+
+
+def test_it_fails_the_run_when_the_relay_refuses_to_relay_for_us(make_booking, smtp_settings):
+    booking = due_booking(make_booking, minutes=10)
+    smtp_settings.refuse_every_recipient_with = "554 5.7.1 Relay access denied"
+
+    result = run_job("send-booking-reminders", now=NOW)
+
+    # It should fail the run, not give the recipients up: the relay refuses us, not them.
+    assert result.failed and result.items_failed == 2
+    assert Log.objects.get(type="CRON_ERROR").level == "ERROR"
+    assert reminder(booking, "CLIENT").status == "PENDING"
+    assert (
+        "5.7.1 Relay access denied"
+        in Log.objects.filter(type="EMAIL_ERROR").first().context["error"]
+    )
+
+    # It should send both once the relay takes mail from us again.
+    smtp_settings.refuse_every_recipient_with = ""
+    run(now=NOW + timedelta(minutes=5))
+    assert sorted(smtp_settings.recipients) == sorted(
+        [booking.client.email, booking.creator.user.email]
+    )
