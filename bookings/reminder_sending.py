@@ -120,8 +120,10 @@ class SenderPool:
         failures, self._failures = self._failures, []
         if failures:
             raise failures[0]
+        # Messages left in the queue: no connection could take them (they fail with its
+        # error), or a sender raised (they stay unattempted, and go back to the queue).
         error = self.first_connection_error()
-        while not self._work.empty():
+        while error is not None and not self._work.empty():
             self._work.get().fail(error, permanent=False)
 
     def _join(self):

@@ -45,6 +45,7 @@ SEND_DEADLINE = STALE_CLAIM_AFTER / 2
 # chunk costs the same handful of queries.
 CHUNK_BOOKINGS = 1000
 SAME_PERSON = "The client and the creator are the same person: one reminder is enough"
+INTERRUPTED = "Sending was interrupted by an unexpected error; it is retried by the next run"
 
 
 class ReminderDeliveryError(Exception):
@@ -191,14 +192,17 @@ def _remind(due, *, run, counted=False):
                 # The client's messages, then the creator's, each batch checked against
                 # the bookings right before it goes out; a batch is recorded while the
                 # next one is on the wire.
+                # A batch is listed before it goes out and unlisted once recorded, so
+                # whatever happens, each message sent is recorded below as sent.
                 for recipient in (Recipient.CLIENT, Recipient.CREATOR):
                     batch = [_delivery(r, deadline) for r in claimed if r.recipient == recipient]
                     _check_bookings_again(batch)
-                    pool.start([delivery for delivery in batch if not delivery.skipped])
-                    if batches:
-                        _record(batches.pop(), run=run)
-                    pool.wait()
                     batches.append(batch)
+                    pool.start([delivery for delivery in batch if not delivery.skipped])
+                    if len(batches) > 1:
+                        _record(batches[0], run=run)
+                        batches.pop(0)
+                    pool.wait()
             finally:
                 # Recorded even if the run dies half way, so what was sent is never sent again.
                 pool.wait()
@@ -430,6 +434,9 @@ def _record(deliveries, *, run):
                 )
             )
         elif delivery.attempted:
+            if delivery.error is None:
+                # Its sender stopped on an unexpected error mid-send.
+                delivery.error = INTERRUPTED
             reminder.attempts += 1
             reminder.status = Status.FAILED if delivery.permanent else Status.PENDING
             reminder.last_error = logger.error_message(delivery.error)

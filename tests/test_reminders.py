@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from bookings import emails, reminders
+from bookings import emails, reminder_sending, reminders
 from bookings.models import Booking, BookingReminder
 from bookings.reminders import remind_bookings_now, send_due_reminders
 from cronlogs.models import Log
@@ -594,3 +594,34 @@ def test_it_fails_the_run_when_the_relay_refuses_to_relay_for_us(make_booking, s
     assert sorted(smtp_settings.recipients) == sorted(
         [booking.client.email, booking.creator.user.email]
     )
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+def test_a_sender_raising_mid_run_never_makes_the_next_run_send_again(
+    make_booking, smtp_settings, settings, monkeypatch, connections
+):
+    settings.EMAIL_CONNECTIONS = connections
+    bookings = [due_booking(make_booking, minutes=10), due_booking(make_booking, minutes=11)]
+    build = reminder_sending.reminder_message
+    built = []
+
+    def build_then_break(**kwargs):
+        built.append(kwargs["person"].email)
+        if len(built) == 2:
+            raise RuntimeError("template exploded")
+        return build(**kwargs)
+
+    monkeypatch.setattr(reminder_sending, "reminder_message", build_then_break)
+    result = run_job("send-booking-reminders", now=NOW)
+    monkeypatch.undo()
+
+    # It should fail the run, and record the one email that did go out as sent.
+    assert result.failed and "template exploded" in result.error
+    [sent] = smtp_settings.recipients
+    assert [reminder(b, "CLIENT").status for b in bookings].count("SENT") == 1
+
+    # It should send the next run only what was not sent.
+    run(now=NOW + timedelta(minutes=1))
+    everyone = [address for b in bookings for address in (b.client.email, b.creator.user.email)]
+    assert sorted(smtp_settings.recipients) == sorted(everyone)
+    assert smtp_settings.recipients.count(sent) == 1
