@@ -11,6 +11,7 @@ import logging
 from django.core.mail import mail_admins
 from django.utils import timezone
 
+from cronlogs.logger import log_alert_failed
 from cronlogs.models import JobState
 from cronlogs.redaction import redact_text
 from cronlogs.status import UNHEALTHY_STATES, State
@@ -63,9 +64,12 @@ def alert_on_state_change(status, *, now=None):
     )
     try:
         mail_admins(subject, _body(status))
-    except Exception:
-        # An alert that cannot be sent must not turn a run into a failure.
+    except Exception as exc:
+        # An alert that cannot be sent must not turn a run into a failure; it is owed
+        # still, so the next review (the next run, or health check) tries again.
+        JobState.objects.filter(job=status.name, alerted_state=wanted).update(alerted_state=told)
         logger.exception("Could not email ADMINS about %s", status.name)
+        log_alert_failed(status.name, subject, exc)
         return None
     return subject
 

@@ -141,6 +141,23 @@ def log_cron_ping_failed(cron_type, ping, error, additional_context=None):
     )
 
 
+def log_alert_failed(cron_type, subject, error):
+    """An alert to ADMINS (`cronlogs.alerts`) that could not be sent; it is tried again."""
+    return write_log(
+        type=Type.EMAIL_ERROR,
+        status=Status.ERROR,
+        level=Level.ERROR,
+        message=f"Alert email failed: {subject}: {error_message(error)}",
+        context={
+            "cronType": cron_type,
+            "emailType": "cron_alert",
+            "subject": subject,
+            "error": error_message(error),
+            "willRetry": True,
+        },
+    )
+
+
 def _about_email(booking_id, user_id, email_type):
     return {"bookingId": booking_id, "userId": user_id, "emailType": email_type}
 

@@ -1,12 +1,14 @@
 """The shared job runner: log rows, exit codes, alerts, dry runs, secrets."""
 
 import json
+import smtplib
 from io import StringIO
 
 import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
 
+from cronlogs import alerts
 from cronlogs.models import Log
 from cronlogs.runner import RunStatus, run_job
 from tests.conftest import job_command
@@ -93,6 +95,30 @@ def test_it_emails_admins_on_the_change_of_state_only(fake_job, settings):
     assert "fake-job has recovered" in mail.outbox[1].subject
     run_job("fake-job")
     assert len(mail.outbox) == 2
+
+
+def test_it_keeps_an_alert_it_could_not_send_owed_and_logs_why(fake_job, settings, monkeypatch):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    fake_job["error"] = RuntimeError("Stripe API error")
+
+    def smtp_down(*args, **kwargs):
+        raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(alerts, "mail_admins", smtp_down)
+        run_job("fake-job")
+
+    # It should say so in a log row, and not count ADMINS as told.
+    row = Log.objects.get(type="EMAIL_ERROR")
+    assert row.level == "ERROR" and row.context["emailType"] == "cron_alert"
+    assert "fake-job is failing" in row.message and "Connection unexpectedly closed" in row.message
+    assert mail.outbox == []
+
+    # It should send the alert on the next run, once the mail server is back.
+    run_job("fake-job")
+    assert [message.subject for message in mail.outbox] == [
+        "[Call a Star] Cron job fake-job is failing"
+    ]
 
 
 def test_it_alerts_on_a_first_ever_run_that_fails(fake_job, settings):
