@@ -107,14 +107,12 @@ USE_TZ = True
 # --- Static files -----------------------------------------------------------------------
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STATIC_ROOT = Path(config.raw("STATIC_ROOT") or BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": env.str(
-            "STATICFILES_STORAGE",
-            default="whitenoise.storage.CompressedManifestStaticFilesStorage",
-        )
+        "BACKEND": config.raw("STATICFILES_STORAGE")
+        or "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
 

@@ -285,3 +285,16 @@ def test_it_accepts_a_good_configuration(subprocess_env):
 
     assert finished.returncode == 0, finished.stderr
     assert "System check identified no issues" in finished.stdout
+
+
+def test_an_empty_static_setting_means_its_default(monkeypatch):
+    # .env.example lists them empty; an empty STATIC_ROOT must not mean "the project itself".
+    monkeypatch.setenv("STATIC_ROOT", "")
+    monkeypatch.setenv("STATICFILES_STORAGE", "")
+
+    loaded = runpy.run_path(str(PROJECT_DIR / "callastar" / "settings.py"))
+
+    assert loaded["STATIC_ROOT"] == PROJECT_DIR / "staticfiles"
+    assert loaded["STORAGES"]["staticfiles"]["BACKEND"] == (
+        "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    )
