@@ -133,9 +133,10 @@ def test_a_ping_service_that_hangs_costs_at_most_the_ping_timeout(ping_service, 
     assert [row.context["ping"] for row in ping_rows()] == ["start", "success"]
     assert ping_rows()[0].context["error"].startswith("timed out")
     # ...its recorded duration longer by the start ping's timeout at most (the end ping is
-    # sent after the duration is taken), and the whole call by the two pings' timeouts.
-    assert result.duration_ms - unpinged.duration_ms < 1000 + 500
-    assert elapsed < 2 * 1 + 1.5
+    # sent after the duration is taken), and the whole call by the two pings' timeouts
+    # (with slack for a loaded machine, well short of a second timeout).
+    assert result.duration_ms - unpinged.duration_ms < 1000 + 900
+    assert elapsed < 2 * 1 + 1.9
     # Each ping had its retry within its timeout.
     assert len(ping_service.received) == 4
 
