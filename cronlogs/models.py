@@ -75,6 +75,9 @@ class Log(models.Model):
     # The row a run writes when it ends; every run that got its lock writes exactly one.
     FINISHED_TYPES = (Type.CRON_RUN, Type.CRON_ERROR)
     RUN_TYPES = (Type.CRON_RUN, Type.CRON_ERROR, Type.CRON_SKIPPED)
+    # The context key (true) of the rows of a staff action that did part of a job's work
+    # (one booking's reminder, one payout): the job's state does not read them.
+    PARTIAL_RUN_KEY = "partialRun"
     # Every row about a job's runs and controls, as the admin's "Cron runs" shows them.
     JOB_TYPES = (
         *RUN_TYPES,

@@ -26,6 +26,7 @@ from cronlogs import logger
 from cronlogs.alerts import review_alerts
 from cronlogs.jobs import get_job
 from cronlogs.locks import job_lock
+from cronlogs.models import Log
 from cronlogs.outside_signals import OutsideSignals
 from cronlogs.pausing import current_pause
 from cronlogs.redaction import redact, redact_text
@@ -173,7 +174,9 @@ class _Run:
         self.task = task
         self.run_id = None if dry_run else uuid.uuid4().hex
         # Pings, Sentry check-ins, run counters: what the world outside hears of the run.
-        self.signals = OutsideSignals(job, self.run_id, dry_run=dry_run)
+        # A staff action doing part of the job's work (one booking, one payout) tells the
+        # world outside nothing: it says nothing of whether the job's runs do their work.
+        self.signals = OutsideSignals(job, self.run_id, dry_run=dry_run or task is not None)
 
     def _where(self):
         return {"host": socket.gethostname(), "pid": os.getpid()}
@@ -182,6 +185,8 @@ class _Run:
         context = {"trigger": self.trigger, **extra}
         if self.triggered_by:
             context["triggeredBy"] = self.triggered_by
+        if self.task is not None:
+            context[Log.PARTIAL_RUN_KEY] = True
         return context
 
     def skip(self, reason, detail, **extra):

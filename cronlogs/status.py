@@ -313,7 +313,11 @@ def job_status(job, *, now=None, with_recent_runs=False, first_run_at=None):
     """The status of `job` at `now`. `first_run_at` (see `tracking_since`) may be passed
     in when many jobs are looked at together."""
     now = now or timezone.now()
-    history = Log.objects.for_job(job.name).order_by("-created_at", "-id")
+    history = (
+        Log.objects.for_job(job.name)
+        .exclude(context__has_key=Log.PARTIAL_RUN_KEY)
+        .order_by("-created_at", "-id")
+    )
     last_run = history.filter(type__in=Log.RUN_TYPES).first()
     last_finished = (
         last_run

@@ -229,3 +229,14 @@ def test_a_bad_ping_setting_in_the_environment_stops_commands_with_one_line(
     assert expected in line
     # ...never showing a ping URL, which is a credential.
     assert PING_TOKEN not in line
+
+
+def test_a_staff_action_doing_part_of_the_work_sends_no_ping(ping_service):
+    def one_item(run):
+        run.stats["itemsProcessed"] = 1
+
+    result = run_job("fake-job", trigger="admin", triggered_by="ops@example.com", task=one_item)
+
+    # It should run and log, but not tell the check-in service the job did its work.
+    assert result.status == RunStatus.SUCCESS
+    assert ping_service.received == []

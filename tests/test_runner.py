@@ -9,8 +9,10 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 
 from cronlogs import alerts
+from cronlogs.jobs import JOBS
 from cronlogs.models import Log
 from cronlogs.runner import RunStatus, run_job
+from cronlogs.status import State, job_status
 from tests.conftest import job_command
 from tests.processes import held_job_lock
 
@@ -119,6 +121,33 @@ def test_it_keeps_an_alert_it_could_not_send_owed_and_logs_why(fake_job, setting
     assert [message.subject for message in mail.outbox] == [
         "[Call a Star] Cron job fake-job is failing"
     ]
+
+
+def test_a_staff_action_on_one_item_does_not_change_the_jobs_state(fake_job, settings):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    fake_job["error"] = RuntimeError("Stripe API error")
+    run_job("fake-job")
+    assert [message.subject for message in mail.outbox] == [
+        "[Call a Star] Cron job fake-job is failing"
+    ]
+
+    def one_payout(run):
+        run.stats["itemsProcessed"] = 1
+
+    result = run_job("fake-job", trigger="admin", triggered_by="ops@example.com", task=one_payout)
+
+    # It should log the action as a partial run, and keep the job failing: one payout
+    # paid by hand says nothing of whether the job's own runs work.
+    assert result.status == RunStatus.SUCCESS
+    assert Log.objects.get(pk=result.log_id).context["partialRun"] is True
+    assert job_status(JOBS["fake-job"]).state == State.FAILING
+    assert len(mail.outbox) == 1
+
+    # A full run is what recovers it.
+    fake_job["error"] = None
+    run_job("fake-job", trigger="admin", triggered_by="ops@example.com")
+    assert job_status(JOBS["fake-job"]).state == State.OK
+    assert "fake-job has recovered" in mail.outbox[-1].subject
 
 
 def test_it_alerts_on_a_first_ever_run_that_fails(fake_job, settings):
