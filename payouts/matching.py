@@ -133,13 +133,13 @@ def _match(creator_id, account_id, payout, remote, seen):
         if remote.status in FINAL_STRIPE_STATUSES:
             return Finding("settle", payout=payout, remote=remote)
         return Finding("match", payout=payout, remote=remote)
-    contradiction = _contradiction(payout, remote)
+    contradiction = status_contradiction(payout, remote)
     if contradiction:
         return mismatch("status", contradiction, remote=remote, payout=payout)
     return Finding("match", payout=payout, remote=remote)
 
 
-def _contradiction(payout, remote):
+def status_contradiction(payout, remote):
     """Why Stripe's status and ours cannot both be true, or ""."""
     ours, theirs = payout.status, remote.status
     if ours == Status.PAID and theirs in ("failed", "canceled"):

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
+from cronlogs import logger
+from cronlogs.models import Log
 from payouts.flagged import record_found, stripe_payout_problem
 from payouts.lifecycle import PayoutActionRefused
+from payouts.matching import status_contradiction
 from payouts.models import Payout, StripeEvent
 from payouts.processing import settle_payout
 
@@ -25,7 +28,7 @@ WEBHOOK = "stripe-webhook"
 
 @dataclass(frozen=True)
 class Handled:
-    outcome: str  # settled, unchanged, ignored, replayed
+    outcome: str  # settled, unchanged, contradiction, ignored, replayed
     detail: str
     payout_id: int | None = None
 
@@ -73,17 +76,17 @@ def _settle(event, *, now):
         return Handled("ignored", f"Stripe payout {remote.id} is not one of ours")
     account = payout.creator.stripe_account_id
     if not event.account or event.account != account:
-        return Handled(
-            "ignored",
+        return _doubtful(
+            event,
+            payout,
             f"the event is about account {event.account or '(none)'}; payout #{payout.pk} is "
             f"paid to {account or 'no account'}",
-            payout.pk,
         )
     if payout.stripe_payout_id is None:
         problem = stripe_payout_problem(payout, remote)
         if problem:
-            return Handled(
-                "ignored", f"Stripe payout {remote.id} is not payout #{payout.pk}: {problem}"
+            return _doubtful(
+                event, payout, f"Stripe payout {remote.id} is not payout #{payout.pk}: {problem}"
             )
         try:
             outcome = record_found(payout, remote, now=now, by=WEBHOOK)
@@ -92,5 +95,35 @@ def _settle(event, *, now):
     else:
         outcome = settle_payout(payout, remote, now=now)
     if outcome is None or outcome.stat is None:
+        contradiction = status_contradiction(payout, remote)
+        if contradiction:
+            # A bank return after PAID, say: only a person can tell what is true.
+            logger.log_payout_error(
+                payout.pk,
+                payout.creator_id,
+                contradiction,
+                {**_about(event), "needsReview": True},
+                level=Log.Level.CRITICAL,
+            )
+            return Handled("contradiction", contradiction, payout.pk)
         return Handled("unchanged", f"payout #{payout.pk} is {payout.status}", payout.pk)
     return Handled("settled", f"payout #{payout.pk} is now {payout.status}", payout.pk)
+
+
+def _doubtful(event, payout, detail):
+    """An event naming one of our payouts that does not fit it: ignored, and logged."""
+    logger.log_payout_error(
+        payout.pk, payout.creator_id, f"Stripe event ignored: {detail}", _about(event)
+    )
+    return Handled("ignored", detail, payout.pk)
+
+
+def _about(event):
+    return {
+        "source": "webhook",
+        "eventId": event.id,
+        "eventType": event.type,
+        "eventAccount": event.account or "",
+        "stripePayoutId": event.payout.id,
+        "stripeStatus": event.payout.status,
+    }

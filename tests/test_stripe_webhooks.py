@@ -172,6 +172,26 @@ def test_it_ignores_an_event_about_a_payout_on_another_account(
     assert intruder.stripe_account_id in response.json()["detail"]
     assert Payout.objects.get(pk=payout.pk).status == Status.PROCESSING
     assert not Log.objects.filter(type="PAYOUT_SUCCESS").exists()
+    # ...and say so in a log row: Stripe sent it, so something is off.
+    row = Log.objects.get(type="PAYOUT_ERROR")
+    assert row.level == "ERROR" and row.context["eventAccount"] == intruder.stripe_account_id
+
+
+def test_it_tells_staff_when_stripe_fails_a_payout_we_hold_as_paid(client, in_flight, stripe_fake):
+    payout, stripe_id = in_flight()
+    Payout.objects.filter(pk=payout.pk).update(status=Status.PAID)
+    stripe_fake.set_payout_status(
+        stripe_id, "failed", failure_code="account_closed", failure_message="Account closed."
+    )
+
+    response = deliver(client, stripe_fake.event("payout.failed", stripe_id))
+
+    # It should keep our row as it is, and raise the contradiction with staff.
+    assert response.status_code == 200 and response.json()["outcome"] == "contradiction"
+    assert Payout.objects.get(pk=payout.pk).status == Status.PAID
+    row = Log.objects.get(type="PAYOUT_ERROR")
+    assert row.level == "CRITICAL" and row.context["needsReview"] is True
+    assert f"is PAID but Stripe payout {stripe_id} is failed" in row.context["error"]
 
 
 def test_it_ignores_other_event_types_and_payouts_it_does_not_know(client, stripe_fake):
