@@ -104,11 +104,21 @@ def send_due_reminders(run):
         plan_reminders(due, run=run)
         return
     smtp_error = _remind(due, run=run)
+    _note_lost_connection(stats, smtp_error)
     if smtp_error is not None and not stats["emailsSent"]:
         raise ReminderDeliveryError(
             f"SMTP server unavailable ({logger.error_message(smtp_error)}); "
             f"{stats['emailsFailed']} reminder(s) will be retried by the next run"
         ) from smtp_error
+
+
+def _note_lost_connection(stats, smtp_error):
+    """A connection that could not be used while others sent: said in the run's row."""
+    if smtp_error is not None and stats["emailsSent"]:
+        stats["smtpConnectionError"] = (
+            f"an SMTP connection could not be used ({logger.error_message(smtp_error)}); "
+            "the others sent the reminders"
+        )
 
 
 def _start_counting(stats, **first):
@@ -138,7 +148,8 @@ def remind_bookings_now(run, *, booking_ids):
         plan_reminders(due, run=run)
         return
     smtp_error = _remind(due, run=run, counted=True)
-    if smtp_error is not None:
+    _note_lost_connection(stats, smtp_error)
+    if smtp_error is not None and not stats["emailsSent"]:
         stats["error"] = f"SMTP server unavailable: {logger.error_message(smtp_error)}"
 
 

@@ -568,6 +568,8 @@ def test_a_connection_that_fails_leaves_its_messages_to_the_others(make_booking,
 
     # It should send every reminder over the connections that work, and fail none.
     assert stats["emailsSent"] == 8 and stats["emailsFailed"] == 0
+    # ...and say in the run's row that a connection could not be used.
+    assert "relay 1 refused the connection" in stats["smtpConnectionError"]
     assert sorted(m.to[0] for m in mail.outbox) == sorted(
         address for b in bookings for address in (b.client.email, b.creator.user.email)
     )
