@@ -232,10 +232,6 @@ def require_configured():
         )
 
 
-def is_configured():
-    return bool(settings.DAILY_API_KEY)
-
-
 def client():
     """The process's Daily client for the current settings (one session, its pacers).
 

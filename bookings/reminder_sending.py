@@ -82,11 +82,6 @@ class SenderPool:
                 with contextlib.suppress(OSError):
                     slot.connection.close()
 
-    def send(self, deliveries):
-        """Send `deliveries` over the pool's connections; return when all are done."""
-        self.start(deliveries)
-        self.wait()
-
     def start(self, deliveries):
         """Start sending `deliveries` over the pool's connections, and return at once;
         `wait()` returns when they are all done.

@@ -175,10 +175,6 @@ class JobState(models.Model):
     def __str__(self):
         return self.job
 
-    @property
-    def paused(self):
-        return self.paused_at is not None
-
 
 class RunCount(models.Model):
     """How many runs of a job ended in an outcome (success, degraded, error, skipped), ever:

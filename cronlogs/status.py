@@ -243,9 +243,6 @@ class JobStatus:
             )
         return found
 
-    def last_context(self, key):
-        return None if self.last_run is None else row_context(self.last_run).get(key)
-
     def to_dict(self, *, detailed=True):
         """The job's status as JSON; without `detailed`, only its name, state and health
         (what an unauthenticated caller may see)."""

@@ -6,15 +6,16 @@ its task ends). With one worker the tasks run inline, in order, on the caller's 
 Tasks return their outcomes; the caller tallies them in its own thread.
 """
 
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 from django.db import connections
 
 
 def run_bounded(tasks, *, workers, run):
     """Run each of `tasks` (no-argument callables), at most `workers` at a time, and yield
-    their results in the order given. The first task that raises stops the others from
-    starting and is re-raised; past the run's max runtime no new task starts."""
+    their results in the order given. A task that raises is re-raised when its result's
+    turn comes, and the tasks not started by then never start; past the run's max runtime
+    no new task starts."""
     if workers <= 1:
         for task in tasks:
             run.check_time()
@@ -27,7 +28,6 @@ def run_bounded(tasks, *, workers, run):
                 run.check_time()
                 pending.append(pool.submit(_with_own_connection, task))
                 if len(pending) >= workers * 2:
-                    done, _ = wait(pending[:1], return_when=FIRST_EXCEPTION)
                     yield pending.pop(0).result()
             while pending:
                 yield pending.pop(0).result()
