@@ -92,10 +92,8 @@ class BatchDeletion:
             yield from _deleted(names)
         elif is_data_error(error):
             yield from self._narrow(names)
-        elif error.retryable:
-            yield from self._split_outage(names, error)
         else:
-            yield from _failed(names, error)
+            yield from self._give_up_or_split(names, error)
 
     def _attempt(self, names):
         """One DELETE /batch/rooms for those of `names` still to delete: (names, error)."""
@@ -236,13 +234,7 @@ class BatchDeletion:
             return
         half = len(names) // 2
         for part in (names[:half], names[half:]):
-            part, error = self._attempt(part)
-            if error is None:
-                yield from _deleted(part)
-            elif is_data_error(error):
-                yield from self._narrow(part)
-            else:
-                yield from self._give_up_or_split(part, error)
+            yield from self._delete_group(part)
 
     def _give_up_or_split(self, names, error):
         if error.retryable:

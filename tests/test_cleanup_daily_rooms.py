@@ -126,6 +126,26 @@ def test_it_finds_a_room_already_gone_and_deletes_the_others(daily_fake, finishe
     assert not daily_fake.calls("DELETE", "/v1/rooms/room-5")
 
 
+def test_it_finds_a_room_already_gone_while_daily_chokes_on_another(daily_fake, finished_booking):
+    for n in range(8):
+        finished_booking(f"room-{n}")
+    daily_fake.add_rooms(*(f"room-{n}" for n in range(8) if n != 5))
+
+    def choke_after_the_first_batch(method, path, names):
+        # The first batch is refused for room-5; Daily chokes on room-2 while it narrows.
+        if len(daily_fake.requests) == 2:
+            daily_fake.fail_room("room-2", status=500)
+
+    daily_fake.on_request = choke_after_the_first_batch
+    stats = run_cleanup()
+
+    # It should settle the gone room, keep the one Daily fails on, and delete the rest.
+    assert (stats["roomsDeleted"], stats["roomsAlreadyDeleted"], stats["roomsFailed"]) == (6, 1, 1)
+    assert daily_fake.rooms == {"room-2"}
+    assert [Booking.objects.get(pk=pk).daily_room_name for pk in rooms_left()] == ["room-2"]
+    assert Log.objects.get(type="DAILY_ROOM_ERROR").context["roomId"] == "room-2"
+
+
 def test_it_retries_a_500_and_deletes(daily_fake, finished_booking):
     booking = finished_booking("room-flaky")
     daily_fake.add_rooms("room-flaky")
