@@ -20,11 +20,7 @@ from cronlogs.admin_jobs import JobsPageAdmin
 from cronlogs.admin_selection import ValidSelectionMixin
 from cronlogs.jobs import JOBS
 from cronlogs.models import ContextKey, CronJob, CronRun, DailyRoomLog, EmailLog, Log
-
-
-def context_of(obj):
-    """A row's context as a dict: the platform's own writers may have stored any JSON."""
-    return obj.context if isinstance(obj.context, dict) else {}
+from cronlogs.status import row_context
 
 
 def as_number(value):
@@ -176,7 +172,7 @@ class LogAdminBase(ValidSelectionMixin, admin.ModelAdmin):
 
     @admin.display(description="booking")
     def booking_link(self, obj):
-        booking_id = context_of(obj).get("bookingId")
+        booking_id = row_context(obj).get("bookingId")
         if booking_id in (None, ""):
             return "-"
         text = str(booking_id)
@@ -187,12 +183,12 @@ class LogAdminBase(ValidSelectionMixin, admin.ModelAdmin):
 
     @admin.display(description="error")
     def short_error(self, obj):
-        error = context_of(obj).get("error")
+        error = row_context(obj).get("error")
         error = "" if error is None else str(error)
         return error if len(error) <= 80 else f"{error[:79]}…"
 
     def context_value(self, obj, key):
-        value = context_of(obj).get(key)
+        value = row_context(obj).get(key)
         return "-" if value in (None, "") else value
 
 
@@ -220,7 +216,7 @@ class CronRunAdmin(LogAdminBase):
 
     @admin.display(description="duration")
     def duration(self, obj):
-        milliseconds = as_number(context_of(obj).get("duration"))
+        milliseconds = as_number(row_context(obj).get("duration"))
         if milliseconds is None:
             return self.context_value(obj, "duration")
         return f"{milliseconds / 1000:.2f}s"
