@@ -71,11 +71,16 @@ class JobCommand(BaseCommand):
             if options["verbosity"] > (0 if result.dry_run else 1):
                 for line in result.details:
                     self.stdout.write(f"  {line}")
-            style = {
-                RunStatus.ERROR: self.style.ERROR,
-                RunStatus.DEGRADED: self.style.WARNING,
-                RunStatus.SKIPPED: self.style.WARNING,
-            }.get(result.status, self.style.SUCCESS)
-            self.stdout.write(style(result.summary()))
+            self.stdout.write(styled_summary(self.style, result))
         if result.failed:
             raise CommandError(f"{self.job_name} failed: {result.error} (see Log #{result.log_id})")
+
+
+def styled_summary(style, result):
+    """A run's summary line, red if it failed, yellow if degraded or skipped."""
+    paint = {
+        RunStatus.ERROR: style.ERROR,
+        RunStatus.DEGRADED: style.WARNING,
+        RunStatus.SKIPPED: style.WARNING,
+    }.get(result.status, style.SUCCESS)
+    return paint(result.summary())

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from cronlogs.commands import styled_summary
 from cronlogs.jobs import JOBS
 from cronlogs.runner import run_job
 
@@ -29,8 +30,7 @@ class Command(BaseCommand):
             result = run_job(job.name, trigger="cli", dry_run=dry_run)
             for line in result.details:
                 self.stdout.write(f"  {line}")
-            style = self.style.ERROR if result.failed else self.style.SUCCESS
-            self.stdout.write(style(result.summary()))
+            self.stdout.write(styled_summary(self.style, result))
             if result.failed:
                 failed.append(job.name)
         if failed:
