@@ -138,6 +138,14 @@ def post_admin_action(client, changelist, action, objects, **extra):
     )
 
 
+PAYOUT_CHANGELIST = "/admin/payouts/payout/"
+
+
+def post_payout_action(client, action, payouts, **extra):
+    """Run the payout admin's action `action` on `payouts`."""
+    return post_admin_action(client, PAYOUT_CHANGELIST, action, payouts, **extra)
+
+
 def admin_messages(response):
     """The messages the admin showed: [(level, text)]."""
     from django.contrib.messages import get_messages

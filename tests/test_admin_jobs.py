@@ -4,7 +4,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
@@ -18,20 +17,14 @@ JOBS_PAGE = "/admin/cronlogs/cronjob/"
 RUN_URL = "/admin/cronlogs/cronjob/cleanup-logs/run/"
 
 
-def staff(make_user, *codenames):
-    user = make_user(is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    return user
+@pytest.fixture
+def viewer(make_staff):
+    return make_staff("cronlogs.view_log")
 
 
 @pytest.fixture
-def viewer(make_user):
-    return staff(make_user, "view_log")
-
-
-@pytest.fixture
-def operator(make_user):
-    return staff(make_user, "view_log", "run_cron_jobs")
+def operator(make_staff):
+    return make_staff("cronlogs.view_log", "cronlogs.run_cron_jobs")
 
 
 def job_row(html, name):

@@ -4,7 +4,6 @@ import re
 from html import unescape
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
@@ -17,11 +16,9 @@ LOG_PAGES = ["log", "cronrun", "emaillog", "dailyroomlog"]
 
 
 @pytest.fixture
-def log_viewer(make_user):
+def log_viewer(make_staff):
     """Staff who may read logs (the "Can view log" permission) and nothing more."""
-    user = make_user(is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_log"))
-    return user
+    return make_staff("cronlogs.view_log")
 
 
 @pytest.fixture

@@ -9,22 +9,16 @@ from django.utils import timezone
 
 from payouts.audit import audit_rows
 from payouts.models import Payout
-from tests.conftest import admin_messages, post_admin_action
+from tests.conftest import PAYOUT_CHANGELIST as CHANGELIST
+from tests.conftest import admin_messages as shown
+from tests.conftest import post_payout_action as post_action
 
 pytestmark = pytest.mark.django_db
 Status = Payout.Status
-CHANGELIST = "/admin/payouts/payout/"
 
 
 def change_url(payout):
     return f"{CHANGELIST}{payout.pk}/change/"
-
-
-def post_action(client, action, payouts, **extra):
-    return post_admin_action(client, CHANGELIST, action, payouts, **extra)
-
-
-shown = admin_messages
 
 
 @pytest.fixture

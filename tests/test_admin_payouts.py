@@ -8,18 +8,12 @@ from django.utils import timezone
 
 from cronlogs.models import Log
 from payouts.models import Payout
-from tests.conftest import admin_messages, post_admin_action
+from tests.conftest import PAYOUT_CHANGELIST as CHANGELIST
+from tests.conftest import admin_messages as shown
+from tests.conftest import post_payout_action as post_action
 
 pytestmark = pytest.mark.django_db
 Status = Payout.Status
-CHANGELIST = "/admin/payouts/payout/"
-
-
-def post_action(client, action, payouts, **extra):
-    return post_admin_action(client, CHANGELIST, action, payouts, **extra)
-
-
-shown = admin_messages
 
 
 def test_it_renders_the_payout_pages(staff_client, make_payout):

@@ -14,11 +14,12 @@ from payouts.flagged import mark_flagged_payout_failed, settle_flagged_payout
 from payouts.lifecycle import PayoutActionRefused
 from payouts.models import Payout
 from payouts.processing import process_payouts
-from tests.conftest import admin_messages, job_run, post_admin_action
+from tests.conftest import admin_messages as shown
+from tests.conftest import job_run
+from tests.conftest import post_payout_action as post_action
 
 pytestmark = pytest.mark.django_db
 Status = Payout.Status
-CHANGELIST = "/admin/payouts/payout/"
 
 
 @pytest.fixture
@@ -178,13 +179,6 @@ def test_the_jobs_never_touch_a_flagged_payout(flagged, stripe_fake):
         payout.refresh_from_db()
         assert payout.status == Status.PROCESSING and payout.flagged_at is not None
     assert stripe_fake.requests == []
-
-
-def post_action(client, action, payouts, **extra):
-    return post_admin_action(client, CHANGELIST, action, payouts, **extra)
-
-
-shown = admin_messages
 
 
 def test_the_admin_settles_through_a_form_asking_for_the_stripe_id(

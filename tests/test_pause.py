@@ -21,11 +21,8 @@ JOBS_PAGE = "/admin/cronlogs/cronjob/"
 
 
 @pytest.fixture
-def operator(client, make_user):
-    user = make_user(is_staff=True, email="ops@callastar.test")
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_log", "run_cron_jobs"])
-    )
+def operator(client, make_staff):
+    user = make_staff("cronlogs.view_log", "cronlogs.run_cron_jobs", email="ops@callastar.test")
     client.force_login(user)
     return user
 
