@@ -1,7 +1,8 @@
 """What every benchmark shares: Django setup, timing, peak memory and the result row.
 
 A benchmark is a module `bench/bench_<name>.py` with a function `run()` returning a list
-of `Row`s. Each row compares our code ("ours") with a baseline measured in the same run.
+of `Row`s. Each row compares our code ("ours") with a baseline from the same run: one it
+measures, or the bound a provider's latency or rate limit sets for the same work.
 """
 
 import os
