@@ -22,6 +22,12 @@ def main(names):
     bench_dir = Path(__file__).resolve().parent
     modules = sorted(path.stem for path in bench_dir.glob("bench_*.py"))
     if names:
+        known = {module.removeprefix("bench_") for module in modules}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            sys.exit(
+                f"No benchmark called {', '.join(unknown)}; there are: {', '.join(sorted(known))}"
+            )
         modules = [module for module in modules if module.removeprefix("bench_") in names]
     rows = []
     for module in modules:
