@@ -185,11 +185,13 @@ def send_payout(payout, *, now):
             raise
         if exc.idempotency_conflict:
             return flag_for_staff(payout, str(exc), now=now)
-        if exc.declined:
-            # Stripe refused the request, so nothing was created; a retry would replay it.
+        if exc.declined and not exc.rejects_our_request:
+            # Stripe refused the payout, so nothing was created; a retry would replay it.
             reason = "Insufficient balance" if exc.insufficient_balance else exc.message
             return fail_payout(payout, reason, from_status=Status.PROCESSING, now=now, error=exc)
-        # The outcome is unknown: keep the claim and its key; the next run re-sends it.
+        # The outcome is unknown, or Stripe could not take our request as written (a bug to
+        # fix, not the payout's fault): keep the claim and its key; the next run re-sends
+        # it, and it goes to staff if that keeps failing for 24 hours.
         logger.log_payout_error(
             payout.pk, creator.pk, exc, {**payout_context(payout), "willRetry": True}
         )

@@ -17,6 +17,22 @@ from cronlogs.providers import ErrorKind, ProviderError
 from cronlogs.redaction import redact_text
 
 IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+# https://docs.stripe.com/error-codes: refusals that blame the request as we wrote it,
+# not the payout.
+OUR_REQUEST_CODES = frozenset(
+    {
+        "parameter_unknown",
+        "parameter_missing",
+        "parameter_invalid_empty",
+        "parameter_invalid_integer",
+        "parameter_invalid_string_blank",
+        "parameter_invalid_string_empty",
+        "parameters_exclusive",
+        "url_invalid",
+        "livemode_mismatch",
+        "testmode_charges_only",
+    }
+)
 # Stripe's own default: a signed event older than 5 minutes may be a replayed capture.
 # https://docs.stripe.com/webhooks#replay-attacks
 WEBHOOK_TOLERANCE_SECONDS = 300
@@ -46,6 +62,13 @@ class StripeError(ProviderError):
     @property
     def idempotency_conflict(self):
         return self.code == IDEMPOTENCY_CONFLICT
+
+    @property
+    def rejects_our_request(self):
+        """Stripe could not take the request as we wrote it (a parameter it does not know,
+        one missing or of the wrong type, test data in live mode): our fault, not the
+        payout's. Stripe keeps no idempotent result for a request it did not start."""
+        return self.kind == ErrorKind.INVALID and self.code in OUR_REQUEST_CODES
 
     @property
     def insufficient_balance(self):

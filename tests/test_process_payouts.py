@@ -259,6 +259,36 @@ def test_it_fails_a_payout_on_an_invalid_request_error(
     assert stats["failed"] == 1 and stripe_fake.creations == []
 
 
+def test_it_fails_the_run_and_keeps_the_payouts_when_stripe_cannot_take_our_request(
+    funded_creator, make_payout, stripe_fake, now
+):
+    payouts = [make_payout(creator=funded_creator()) for _ in range(2)]
+    stripe_fake.fail_next(
+        "POST",
+        r"^/v1/payouts$",
+        status=400,
+        error={
+            "type": "invalid_request_error",
+            "code": "parameter_unknown",
+            "param": "destination_typo",
+            "message": "Received unknown parameter: destination_typo",
+        },
+        times=2,
+    )
+
+    result = run_job("process-payouts", now=now)
+
+    # It should fail the run, not the payouts: the request was wrong, not the payouts.
+    assert result.failed and "parameter_unknown" in result.error
+    assert {Payout.objects.get(pk=p.pk).status for p in payouts} == {Status.PROCESSING}
+    assert stripe_fake.creations == []
+
+    # It should pay them, with their keys, once Stripe takes the request.
+    run(now + timedelta(hours=1))
+    assert len(stripe_fake.creations) == 2
+    assert all(Payout.objects.get(pk=p.pk).stripe_payout_id for p in payouts)
+
+
 def test_it_pays_once_after_a_crash_between_stripe_and_the_database(
     funded_creator, make_payout, stripe_fake, now, monkeypatch
 ):
