@@ -35,7 +35,6 @@ EMAIL_TYPES = {
     Recipient.CLIENT: "booking_reminder_client",
     Recipient.CREATOR: "booking_reminder_creator",
 }
-DONE_STATUSES = (Status.SENT, Status.FAILED, Status.SKIPPED)
 # A claim this old is presumed left behind by a crashed run and may be claimed again.
 STALE_CLAIM_AFTER = timedelta(minutes=5)
 # A run stops sending under a claim long before another run may take it over, so a slow
@@ -45,6 +44,11 @@ SEND_DEADLINE = STALE_CLAIM_AFTER / 2
 # chunk costs the same handful of queries.
 CHUNK_BOOKINGS = 1000
 SAME_PERSON = "The client and the creator are the same person: one reminder is enough"
+# Done for good: sent, given up, or not needed (one person). A reminder skipped because its
+# booking was cancelled or moved right before it went out is not: if the booking is
+# confirmed again at that time, or moved back to it, it is claimed and sent after all.
+DONE = Q(status__in=(Status.SENT, Status.FAILED)) | Q(status=Status.SKIPPED, last_error=SAME_PERSON)
+REOPENED = Q(status=Status.SKIPPED) & ~Q(last_error=SAME_PERSON)
 INTERRUPTED = "Sending was interrupted by an unexpected error; it is retried by the next run"
 
 
@@ -65,8 +69,7 @@ def reminded_at_current_start(recipient):
             booking=OuterRef("pk"),
             recipient=recipient,
             starts_at=OuterRef("starts_at"),
-            status__in=DONE_STATUSES,
-        )
+        ).filter(DONE)
     )
 
 
@@ -254,8 +257,9 @@ def _done_reminders(chunk):
         BookingReminder.objects.filter(
             booking_id__in=[booking.pk for booking in chunk],
             starts_at=F("booking__starts_at"),
-            status__in=DONE_STATUSES,
-        ).values_list("booking_id", "recipient")
+        )
+        .filter(DONE)
+        .values_list("booking_id", "recipient")
     )
 
 
@@ -275,8 +279,10 @@ def _create_reminder_rows(chunk):
 
 def claim_reminders(bookings, *, now, token):
     """Claim, for the run `token`, the open reminders for the current start time of
-    `bookings` (loaded with their people): PENDING ones, and SENDING ones whose claim went
-    stale. Returns the claimed rows, each holding its booking from `bookings`."""
+    `bookings` (loaded with their people): PENDING ones, SENDING ones whose claim went
+    stale, and ones skipped while their booking was cancelled or elsewhere in time (it is
+    CONFIRMED at that time again). Returns the claimed rows, each holding its booking from
+    `bookings`."""
     booking_ids = [booking.pk for booking in bookings]
     claimable = (
         BookingReminder.objects.filter(
@@ -287,6 +293,7 @@ def claim_reminders(bookings, *, now, token):
         .filter(
             Q(status=Status.PENDING)
             | Q(status=Status.SENDING, claimed_at__lt=now - STALE_CLAIM_AFTER)
+            | REOPENED
         )
         # Rows another run is claiming this instant are left to it, not waited for.
         .select_for_update(skip_locked=True, of=("self",))

@@ -154,6 +154,46 @@ def test_it_does_not_send_for_a_call_moved_between_claim_and_send(make_booking, 
     assert len(mail.outbox) == 2
 
 
+def test_it_reminds_a_call_confirmed_again_after_a_cancellation_mid_run(make_booking, settings):
+    settings.EMAIL_BACKEND = f"{__name__}.CancellingOnFirstSendBackend"
+    booking = make_booking(starts_at=NOW + timedelta(minutes=10))
+    run(NOW)
+    assert len(mail.outbox) == 1
+
+    # The call is confirmed again, at the same time, before it starts.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    Booking.objects.filter(pk=booking.pk).update(status=Booking.Status.CONFIRMED)
+    stats = run(NOW + timedelta(minutes=1))
+
+    # It should send the reminder it had skipped, and only that one.
+    assert stats["emailsSent"] == 1
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(
+        [booking.client.email, booking.creator.user.email]
+    )
+    assert set(booking.reminders.values_list("status", flat=True)) == {"SENT"}
+
+
+def test_it_reminds_a_call_moved_away_and_back_between_claim_and_send(make_booking, monkeypatch):
+    start = NOW + timedelta(minutes=10)
+    booking = make_booking(starts_at=start)
+    claim = reminders.claim_reminders
+
+    def claim_then_move(*args, **kwargs):
+        claimed = claim(*args, **kwargs)
+        move(booking, start + timedelta(hours=3))
+        return claimed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reminders, "claim_reminders", claim_then_move)
+        run(NOW)
+    assert mail.outbox == []
+
+    # It is moved back to its first time: it should be reminded for it after all.
+    move(booking, start)
+    run(NOW + timedelta(minutes=1))
+    assert len(mail.outbox) == 2
+
+
 @pytest.mark.parametrize("zone", ["", "Mars/Olympus_Mons"])
 def test_it_shows_an_unknown_time_zone_in_the_default_one_and_warns_once(
     make_booking, make_user, settings, zone
