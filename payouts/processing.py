@@ -204,13 +204,7 @@ def send_payout(payout, *, now):
             f"Stripe created payout {created.id} for it, but the payout is now "
             f"{stored['status']} with Stripe id {stored['stripe_payout_id'] or 'none'}"
         )
-        logger.log_payout_error(
-            payout.pk,
-            creator.pk,
-            problem,
-            {**payout_context(payout), "needsReview": True, "stripePayoutId": created.id},
-            level=Log.Level.CRITICAL,
-        )
+        tell_staff(payout, problem, {**payout_context(payout), "stripePayoutId": created.id})
         return flagged(problem)
     logger.log_payout_success(
         payout.pk,
@@ -254,14 +248,19 @@ def flag_for_staff(payout, problem, *, now):
     if not Payout.objects.filter(pk=payout.pk, flagged_at__isnull=True).update(flagged_at=now):
         return UNCHANGED
     payout.flagged_at = now
+    tell_staff(payout, problem, payout_context(payout))
+    return flagged(problem)
+
+
+def tell_staff(payout, problem, context):
+    """A CRITICAL PAYOUT_ERROR row (`needsReview: true`): only a person can settle this."""
     logger.log_payout_error(
         payout.pk,
         payout.creator_id,
         problem,
-        {**payout_context(payout), "needsReview": True},
+        {**context, "needsReview": True},
         level=Log.Level.CRITICAL,
     )
-    return flagged(problem)
 
 
 def resume_unconfirmed_payouts(run):

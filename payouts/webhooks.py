@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 
 from cronlogs import logger
-from cronlogs.models import Log
 from payouts.flagged import record_found, stripe_payout_problem
 from payouts.lifecycle import PayoutActionRefused
 from payouts.matching import status_contradiction
 from payouts.models import Payout, StripeEvent
-from payouts.processing import settle_payout
+from payouts.processing import settle_payout, tell_staff
 
 HANDLED_TYPES = ("payout.paid", "payout.failed", "payout.canceled")
 WEBHOOK = "stripe-webhook"
@@ -98,13 +97,7 @@ def _settle(event, *, now):
         contradiction = status_contradiction(payout, remote)
         if contradiction:
             # A bank return after PAID, say: only a person can tell what is true.
-            logger.log_payout_error(
-                payout.pk,
-                payout.creator_id,
-                contradiction,
-                {**_about(event), "needsReview": True},
-                level=Log.Level.CRITICAL,
-            )
+            tell_staff(payout, contradiction, _about(event))
             return Handled("contradiction", contradiction, payout.pk)
         return Handled("unchanged", f"payout #{payout.pk} is {payout.status}", payout.pk)
     return Handled("settled", f"payout #{payout.pk} is now {payout.status}", payout.pk)
